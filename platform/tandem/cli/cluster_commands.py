@@ -1,0 +1,95 @@
+"""``tandem up / down / status / env``: the embedded cluster's life cycle."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict
+
+import typer
+from rich.table import Table
+
+from tandem.cli.app import app, console, user_errors
+from tandem.cluster import local, session
+from tandem.cluster.status import ClusterStatus, collect
+from tandem.settings import Settings
+
+
+@app.command()
+@user_errors
+def up(
+    no_pin: bool = typer.Option(
+        False, "--no-pin", help="Let every pool use every core (for comparisons only)."
+    ),
+) -> None:
+    """Start the embedded Ray cluster (one pinned node per pool) under TANDEM_HOME."""
+    settings = Settings.from_env()
+    state = session.up(settings, pinned=not no_pin)
+    console.print(f"cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
+    for name, cores in state.cores.items():
+        console.print(f"  {name:<6} cores {cores}")
+    console.print('Use Ray\'s own CLIs against it with: eval "$(tandem env)"')
+
+
+@app.command()
+@user_errors
+def down() -> None:
+    """Stop the embedded cluster of TANDEM_HOME (never touches other Ray clusters)."""
+    settings = Settings.from_env()
+    if local.stop(settings):
+        console.print(f"stopped the cluster under {settings.home}")
+    else:
+        console.print(f"no cluster was running under {settings.home}")
+
+
+def show_status(status: ClusterStatus) -> None:
+    table = Table(title=f"Ray cluster at {status.address}")
+    for column in ("pool", "node", "alive", "cores", "resources (available/total)", "running"):
+        table.add_column(column)
+    for node in status.nodes:
+        resources = ", ".join(
+            f"{name} {node.available.get(name, 0):g}/{total:g}"
+            for name, total in sorted(node.resources.items())
+        )
+        running = ", ".join(f"{name}×{count}" for name, count in sorted(node.running.items()))
+        table.add_row(
+            node.pool,
+            node.node_id[:8],
+            "yes" if node.alive else "no",
+            ",".join(map(str, node.cores)) or "-",
+            resources,
+            running or "-",
+        )
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show nodes, pools, their resources and what runs on them."""
+    settings = Settings.from_env()
+    session.connect(settings, start=False)
+    cores = local.ClusterState.read(settings).cores if settings.embedded else None  # type: ignore[union-attr]
+    result = collect(session.gcs_address(settings, start=False), cores)
+    if as_json:
+        console.print_json(json.dumps(asdict(result)))
+    else:
+        show_status(result)
+
+
+@app.command()
+@user_errors
+def env() -> None:
+    """Print shell exports that point Ray's own CLIs at the embedded cluster."""
+    settings = Settings.from_env()
+    state = session.running_state(settings)
+    exports = {
+        "RAY_ADDRESS": state.gcs_address,
+        "RAY_API_SERVER_ADDRESS": state.dashboard_url,
+        "RAY_DASHBOARD_ADDRESS": state.dashboard_url,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(settings.auth_token_path),
+        "TANDEM_HOME": str(settings.home),
+    }
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")

@@ -1,0 +1,145 @@
+"""Plan the embedded cluster: which cores and ports each node of each pool gets.
+
+Pure logic, unit-tested without Ray. On one machine Tandem runs one raylet per
+pool, each started under a CPU affinity; every worker it forks inherits that
+affinity, so a pool's processes run only on its cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tandem.specs.cluster import POOL_LABEL, ClusterSpec, pool_resource
+
+HEAD = "head"
+# Logical CPUs a pool node advertises per physical core. Logical CPUs are Ray's
+# bookkeeping only: oversubscribing lets Ray Data's read tasks run beside train
+# workers that reserve whole CPUs, while the affinity keeps the pool physical.
+LOGICAL_CPUS_PER_CORE = 2
+MIN_LOGICAL_CPUS = 4
+POOL_RESOURCE_UNITS = 1000
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """Every port of the embedded cluster, derived from one base so clusters never collide."""
+
+    base: int
+
+    @property
+    def gcs(self) -> int:
+        return self.base
+
+    @property
+    def dashboard(self) -> int:
+        return self.base + 1
+
+    @property
+    def client_server(self) -> int:
+        return self.base + 2
+
+    @property
+    def serve_http(self) -> int:
+        return self.base + 3
+
+    def node_ports(self, index: int) -> dict[str, int]:
+        first = self.base + 10 + 10 * index
+        return {
+            "node-manager-port": first,
+            "object-manager-port": first + 1,
+            "dashboard-agent-listen-port": first + 2,
+            "dashboard-agent-grpc-port": first + 3,
+            "metrics-export-port": first + 4,
+            "runtime-env-agent-port": first + 5,
+        }
+
+    def worker_port_range(self, index: int) -> tuple[int, int]:
+        first = self.base + 100 + 400 * index
+        return first, first + 399
+
+    def direct_ingress_range(self) -> tuple[int, int]:
+        """Ports Serve replicas bind for their own HTTP servers (after the worker ports)."""
+        first = self.base + 100 + 400 * 8
+        return first, first + 199
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    """``head`` or the pool name."""
+    cores: tuple[int, ...]
+    """Physical cores this node's processes are pinned to."""
+    num_cpus: int
+    """Logical CPUs it advertises to Ray."""
+    num_gpus: int = 0
+    resources: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbeddedLayout:
+    nodes: tuple[NodePlan, ...]
+    ports: PortPlan
+    pinned: bool
+
+    def node(self, name: str) -> NodePlan:
+        for plan in self.nodes:
+            if plan.name == name:
+                return plan
+        raise KeyError(name)
+
+
+def split_cores(spec: ClusterSpec, cores: list[int]) -> dict[str, tuple[int, ...]]:
+    """Give each pool cores in proportion to its CPUs in cluster.yaml.
+
+    Serving is latency-critical, so ``serve`` always gets cores of its own when
+    there are at least two; the throughput pools (train, batch) then share what
+    is left when there are too few cores for each to own some.
+    """
+    cores = sorted(cores)
+    if len(cores) < 2:
+        return {pool: tuple(cores) for pool in spec.pools}
+    weights = {pool: max(p.cpus, 1) for pool, p in spec.pools.items()}
+    total = sum(weights.values())
+    serve_share = max(1, min(len(cores) - 1, round(len(cores) * weights["serve"] / total)))
+    serve_cores = tuple(cores[-serve_share:])
+    rest = cores[:-serve_share]
+    others = [pool for pool in spec.pools if pool != "serve"]
+    split: dict[str, tuple[int, ...]] = {"serve": serve_cores}
+    if len(rest) < len(others):
+        return split | {pool: tuple(rest) for pool in others}
+    other_total = sum(weights[p] for p in others)
+    start = 0
+    for i, pool in enumerate(others):
+        left_for_later = len(others) - i - 1
+        if left_for_later == 0:
+            count = len(rest) - start
+        else:
+            wanted = round(len(rest) * weights[pool] / other_total)
+            count = max(1, min(wanted, len(rest) - start - left_for_later))
+        split[pool] = tuple(rest[start : start + count])
+        start += count
+    return split
+
+
+def plan_embedded(
+    spec: ClusterSpec, cores: list[int], port_base: int, gpus: int = 0, pinned: bool = True
+) -> EmbeddedLayout:
+    """The nodes of an embedded cluster on a machine with ``cores`` (and ``gpus``)."""
+    split = split_cores(spec, cores) if pinned else {p: tuple(sorted(cores)) for p in spec.pools}
+    # The head runs the control plane and job drivers; keep it off serve cores.
+    head_cores = split.get("train") or tuple(sorted(cores))
+    nodes = [NodePlan(HEAD, head_cores, num_cpus=0, labels={POOL_LABEL: HEAD})]
+    for pool in spec.pools:
+        pool_cores = split[pool]
+        nodes.append(
+            NodePlan(
+                name=pool,
+                cores=pool_cores,
+                num_cpus=max(MIN_LOGICAL_CPUS, LOGICAL_CPUS_PER_CORE * len(pool_cores)),
+                num_gpus=gpus if pool in ("train", "serve") else 0,
+                resources={pool_resource(pool): POOL_RESOURCE_UNITS},
+                labels={POOL_LABEL: pool},
+            )
+        )
+    return EmbeddedLayout(nodes=tuple(nodes), ports=PortPlan(port_base), pinned=pinned)

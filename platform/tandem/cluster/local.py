@@ -1,0 +1,238 @@
+"""Start and stop the embedded cluster: one pinned ``ray start`` process per node.
+
+All process handling for the embedded cluster lives here. Each node is a
+``ray start --block`` in its own session (process group) under the node's CPU
+affinity; the raylet and every worker it forks inherit that affinity.
+``tandem down`` signals exactly those process groups, so a Ray cluster that
+someone else started on this machine is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tandem.cluster.layout import HEAD, EmbeddedLayout, NodePlan
+from tandem.errors import ClusterError
+from tandem.settings import Settings
+
+STATE_FILE = "cluster.json"
+STARTED_MARK = "Ray runtime started"
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+LOOPBACK = "127.0.0.1"
+# Shares of the machine's memory for each node's object store.
+OBJECT_STORE_SHARE = {HEAD: 0.02, "train": 0.10, "batch": 0.06, "serve": 0.03}
+MIN_OBJECT_STORE_BYTES = 128 * 1024**2
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What ``tandem up`` left behind so later commands can reach and stop the cluster."""
+
+    gcs_address: str
+    dashboard_url: str
+    serve_http_port: int
+    process_groups: dict[str, int]
+    cores: dict[str, list[int]]
+    pinned: bool
+
+    @classmethod
+    def read(cls, settings: Settings) -> ClusterState | None:
+        path = settings.home / STATE_FILE
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def write(self, settings: Settings) -> None:
+        path = settings.home / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    def alive(self) -> bool:
+        return all(_group_alive(pgid) for pgid in self.process_groups.values())
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ray_temp_dir(settings: Settings) -> Path:
+    """Ray's session folder; kept short because Unix socket paths are limited to 107 bytes."""
+    preferred = settings.home / "ray"
+    if len(str(preferred)) <= 40:
+        return preferred
+    digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:10]
+    return Path("/tmp") / f"tandem-{digest}"
+
+
+def ensure_auth_token(settings: Settings) -> Path:
+    """The embedded cluster's Ray auth token, created once with owner-only permissions."""
+    path = settings.auth_token_path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path
+
+
+def cluster_env(settings: Settings) -> dict[str, str]:
+    """Environment every node (and so every worker and job driver) runs with."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(settings.auth_token_path),
+        "TANDEM_HOME": str(settings.home),
+        # Job entrypoints say `python ...`: make that this environment's Python.
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def _total_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def node_command(plan: NodePlan, layout: EmbeddedLayout, index: int, temp_dir: Path) -> list[str]:
+    ports = layout.ports
+    low, high = ports.worker_port_range(index)
+    store = max(MIN_OBJECT_STORE_BYTES, int(_total_memory_bytes() * OBJECT_STORE_SHARE[plan.name]))
+    ray = str(Path(sys.executable).parent / "ray")
+    command = [ray, "start", "--block", "--disable-usage-stats"]
+    if plan.name == HEAD:
+        command += [
+            "--head",
+            f"--port={ports.gcs}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={ports.dashboard}",
+            f"--ray-client-server-port={ports.client_server}",
+            f"--temp-dir={temp_dir}",
+        ]
+    else:
+        command.append(f"--address={LOOPBACK}:{ports.gcs}")
+    command += [f"--{flag}={port}" for flag, port in ports.node_ports(index).items()]
+    command += [
+        f"--node-ip-address={LOOPBACK}",
+        f"--num-cpus={plan.num_cpus}",
+        f"--num-gpus={plan.num_gpus}",
+        f"--object-store-memory={store}",
+        f"--min-worker-port={low}",
+        f"--max-worker-port={high}",
+        "--labels=" + ",".join(f"{k}={v}" for k, v in plan.labels.items()),
+    ]
+    if plan.resources:
+        command.append("--resources=" + json.dumps(plan.resources))
+    return command
+
+
+def _launch(
+    plan: NodePlan, command: list[str], env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    cores = set(plan.cores)
+
+    def pin() -> None:  # runs in the child before exec; its children inherit it
+        os.sched_setaffinity(0, cores)
+
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    return subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        start_new_session=True,
+        preexec_fn=pin,
+    )
+
+
+def _wait_started(process: subprocess.Popen[bytes], log_path: Path, name: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if STARTED_MARK in log_path.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise ClusterError(f"the {name} node exited while starting; its log ends:\n{tail}")
+        time.sleep(0.2)
+    raise ClusterError(f"the {name} node did not start within {START_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
+    """Start the head, then every pool node, each pinned to its cores."""
+    existing = ClusterState.read(settings)
+    if existing is not None and existing.alive():
+        return existing
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_auth_token(settings)
+    logs = settings.home / "logs"
+    logs.mkdir(exist_ok=True)
+    env = cluster_env(settings)
+    temp_dir = ray_temp_dir(settings)
+    groups: dict[str, int] = {}
+    try:
+        for index, plan in enumerate(layout.nodes):
+            log_path = logs / f"node-{plan.name}.log"
+            log_path.write_bytes(b"")
+            process = _launch(plan, node_command(plan, layout, index, temp_dir), env, log_path)
+            groups[plan.name] = process.pid
+            # One at a time: raylets starting together on a shared core miss
+            # their registration deadline.
+            _wait_started(process, log_path, plan.name)
+    except BaseException:
+        _stop_groups(groups)
+        raise
+    state = ClusterState(
+        gcs_address=f"{LOOPBACK}:{layout.ports.gcs}",
+        dashboard_url=f"http://{LOOPBACK}:{layout.ports.dashboard}",
+        serve_http_port=layout.ports.serve_http,
+        process_groups=groups,
+        cores={plan.name: list(plan.cores) for plan in layout.nodes},
+        pinned=layout.pinned,
+    )
+    state.write(settings)
+    return state
+
+
+def _stop_groups(groups: dict[str, int]) -> None:
+    # Pool nodes first, the head (GCS) last, so raylets exit cleanly.
+    ordered = [pgid for name, pgid in groups.items() if name != HEAD]
+    ordered += [pgid for name, pgid in groups.items() if name == HEAD]
+    for pgid in ordered:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and any(_group_alive(p) for p in ordered):
+        time.sleep(0.2)
+    for pgid in ordered:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop(settings: Settings) -> bool:
+    """Stop the embedded cluster of ``settings.home``; ``False`` if none was running."""
+    state = ClusterState.read(settings)
+    if state is None:
+        return False
+    _stop_groups(state.process_groups)
+    (settings.home / STATE_FILE).unlink(missing_ok=True)
+    return True

@@ -1,0 +1,117 @@
+"""Reach the cluster: the embedded one under ``TANDEM_HOME`` or a remote one.
+
+The only module that calls ``ray.init``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from tandem.cluster import local
+from tandem.cluster.layout import EmbeddedLayout, plan_embedded
+from tandem.errors import ClusterError
+from tandem.settings import Settings
+from tandem.specs.cluster import ClusterSpec
+
+
+def embedded_layout(settings: Settings, pinned: bool = True) -> EmbeddedLayout:
+    """The embedded cluster's plan for this machine, from cluster.yaml's pools."""
+    spec = ClusterSpec.from_file(settings.cluster_file) if settings.cluster_file.exists() else (
+        default_cluster_spec()
+    )
+    cores = sorted(os.sched_getaffinity(0))
+    return plan_embedded(spec, cores, settings.port_base, gpus=_local_gpus(), pinned=pinned)
+
+
+def default_cluster_spec() -> ClusterSpec:
+    """Pools used when no cluster.yaml is at hand (same shape as the repo's cluster.yaml)."""
+    return ClusterSpec.model_validate(
+        {
+            "cluster_name": "tandem",
+            "head_node_type": "head",
+            "pools": {
+                "train": {"node_type": "train", "cpus": 16},
+                "serve": {"node_type": "serve", "cpus": 8},
+                "batch": {"node_type": "batch", "cpus": 8},
+            },
+        }
+    )
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def up(settings: Settings, pinned: bool = True) -> local.ClusterState:
+    """Start the embedded cluster (a no-op when it already runs)."""
+    if not settings.embedded:
+        raise ClusterError(
+            f"RAY_ADDRESS is set ({settings.ray_address}); `tandem up` manages only the "
+            "embedded cluster. Unset RAY_ADDRESS to start one here."
+        )
+    return local.start(embedded_layout(settings, pinned=pinned), settings)
+
+
+def running_state(settings: Settings) -> local.ClusterState:
+    state = local.ClusterState.read(settings)
+    if state is None or not state.alive():
+        raise ClusterError(
+            f"no embedded cluster runs under {settings.home}; start one with `tandem up`"
+        )
+    return state
+
+
+def use_embedded_auth(settings: Settings) -> None:
+    """Point this process's Ray client libraries at the embedded cluster's token."""
+    os.environ.update(
+        {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(settings.auth_token_path),
+        }
+    )
+    # Ray reads its auth mode into a cached config when it is imported; refresh
+    # it the way Ray's own `_enable_token_auth` does, so the new mode applies.
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def gcs_address(settings: Settings, start: bool = True) -> str:
+    """The GCS address to ``ray.init`` against, starting the embedded cluster if asked."""
+    if not settings.embedded:
+        assert settings.ray_address is not None
+        return settings.ray_address
+    state = up(settings) if start else running_state(settings)
+    use_embedded_auth(settings)
+    return state.gcs_address
+
+
+def jobs_api_address(settings: Settings, start: bool = True) -> str:
+    """The Ray jobs/dashboard HTTP address (auth token configured for this process)."""
+    if settings.api_server_address is not None:
+        return settings.api_server_address
+    if not settings.embedded:
+        raise ClusterError(
+            "set RAY_API_SERVER_ADDRESS (the dashboard's http address) to submit jobs "
+            f"to the cluster at {settings.ray_address}"
+        )
+    state = up(settings) if start else running_state(settings)
+    use_embedded_auth(settings)
+    return state.dashboard_url
+
+
+def connect(settings: Settings, start: bool = True) -> None:
+    """``ray.init`` against the cluster once per process."""
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=gcs_address(settings, start=start),
+        log_to_driver=True,
+        logging_level="WARNING",
+        configure_logging=True,
+    )

@@ -1,0 +1,68 @@
+"""What the cluster looks like: nodes, their pools and resources, what runs there."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import ray
+from ray.util import state as ray_state
+
+from tandem.specs.cluster import POOL_LABEL
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: str
+    pool: str
+    alive: bool
+    resources: dict[str, float]
+    available: dict[str, float]
+    cores: list[int]
+    running: dict[str, int] = field(default_factory=dict)
+    """Alive actors on the node by class name, with counts."""
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    address: str
+    nodes: list[NodeStatus]
+
+    def pools(self) -> list[str]:
+        return sorted({node.pool for node in self.nodes})
+
+
+def collect(address: str, cores: dict[str, list[int]] | None = None) -> ClusterStatus:
+    """Read the connected cluster's state (``ray.init`` must have been called)."""
+    available = _available_by_node()
+    actors = ray_state.list_actors(filters=[("state", "=", "ALIVE")], limit=10_000)
+    running: dict[str, Counter[str]] = {}
+    for actor in actors:
+        running.setdefault(actor.node_id or "", Counter())[actor.class_name] += 1
+    nodes = []
+    for info in ray.nodes():
+        node_id = info["NodeID"]
+        pool = info.get("Labels", {}).get(POOL_LABEL, "-")
+        nodes.append(
+            NodeStatus(
+                node_id=node_id,
+                pool=pool,
+                alive=bool(info["Alive"]),
+                resources={k: v for k, v in info["Resources"].items() if not _internal(k)},
+                available={k: v for k, v in available.get(node_id, {}).items() if not _internal(k)},
+                cores=(cores or {}).get(pool, []),
+                running=dict(running.get(node_id, Counter())),
+            )
+        )
+    nodes.sort(key=lambda n: (not n.alive, n.pool))
+    return ClusterStatus(address=address, nodes=nodes)
+
+
+def _internal(resource: str) -> bool:
+    return resource.startswith("node:") or resource.endswith("memory")
+
+
+def _available_by_node() -> dict[str, dict[str, float]]:
+    from ray._private.state import state as global_state
+
+    return dict(global_state.available_resources_per_node())

@@ -1,0 +1,57 @@
+"""Every exception Tandem raises on purpose, in one module.
+
+They are plain ``Exception`` subclasses whose constructor arguments are all
+stored on ``args``, so they pickle across Ray process boundaries unchanged.
+HTTP status codes are chosen only at the HTTP edge (``tandem.serve.http``).
+"""
+
+from __future__ import annotations
+
+
+class TandemError(Exception):
+    """Base class of every error Tandem raises for a user to act on."""
+
+
+class SpecError(TandemError, ValueError):
+    """A spec (YAML or object) is invalid. ``problems`` holds one line per field."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(source, problems)
+        self.source = source
+        self.problems = problems
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        return f"{self.source} is invalid:\n{lines}"
+
+
+class ClusterError(TandemError):
+    """The Ray cluster cannot be started, reached or stopped."""
+
+
+class NotFoundError(TandemError, LookupError):
+    """A model, version, alias, job or deployment does not exist."""
+
+
+class RegistryError(TandemError):
+    """The registry refused an operation (conflict, bad state)."""
+
+
+class IntegrityError(RegistryError):
+    """Stored weights or metadata do not match their recorded checksum or schema."""
+
+
+class JobFailedError(TandemError):
+    """A training or batch job ended in a failed state."""
+
+
+class RequestError(TandemError):
+    """An inference request was rejected; ``status`` is the HTTP status the server chose."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, status)
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"

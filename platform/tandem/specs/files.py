@@ -1,0 +1,55 @@
+"""Validate any spec file by recognising its kind from its top-level keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tandem.errors import SpecError
+from tandem.specs.base import parse, read_yaml
+from tandem.specs.cluster import ClusterSpec
+from tandem.specs.deployment import DeploymentSpec
+from tandem.specs.train import TrainJobSpec
+
+
+def spec_kind(data: Any) -> str:
+    """``cluster``, ``serve-config``, ``train-job`` or ``deployment``."""
+    if not isinstance(data, dict):
+        return "unknown"
+    if "provider" in data or "available_node_types" in data:
+        return "cluster"
+    if "applications" in data:
+        return "serve-config"
+    if "dataset" in data:
+        return "train-job"
+    return "deployment"
+
+
+def serve_config_deployments(data: dict[str, Any], source: str) -> list[DeploymentSpec]:
+    """The ``DeploymentSpec`` in each Tandem application of a Serve config file."""
+    specs, problems = [], []
+    for index, app in enumerate(data.get("applications") or []):
+        args = app.get("args") if isinstance(app, dict) else None
+        try:
+            specs.append(parse(DeploymentSpec, args, source))
+        except SpecError as error:
+            problems += [f"applications.{index}.args.{line}" for line in error.problems]
+    if problems:
+        raise SpecError(source, problems)
+    return specs
+
+
+def validate_file(path: str | Path) -> str:
+    """Validate one spec file; return its kind or raise ``SpecError`` with every problem."""
+    data = read_yaml(path)
+    kind = spec_kind(data)
+    source = str(path)
+    if kind == "cluster":
+        ClusterSpec.from_launcher_config(data, source)
+    elif kind == "serve-config":
+        serve_config_deployments(data, source)
+    elif kind == "train-job":
+        parse(TrainJobSpec, data, source)
+    else:
+        parse(DeploymentSpec, data, source)
+    return kind
