@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_PORT_BASE = 26400
+DEFAULT_PORT_BASE = 24000
 
 
 @dataclass(frozen=True)

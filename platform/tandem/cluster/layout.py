@@ -18,6 +18,8 @@ HEAD = "head"
 LOGICAL_CPUS_PER_CORE = 2
 MIN_LOGICAL_CPUS = 4
 POOL_RESOURCE_UNITS = 1000
+PORT_SPAN = 1000
+"""Ports one embedded cluster uses, from its base (four nodes at most)."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,12 @@ class PortPlan:
         }
 
     def worker_port_range(self, index: int) -> tuple[int, int]:
-        first = self.base + 100 + 400 * index
-        return first, first + 399
+        first = self.base + 100 + 200 * index
+        return first, first + 199
 
     def direct_ingress_range(self) -> tuple[int, int]:
-        """Ports Serve replicas bind for their own HTTP servers (after the worker ports)."""
-        first = self.base + 100 + 400 * 8
-        return first, first + 199
+        """Ports Serve replicas may bind for their own HTTP servers."""
+        return self.base + 900, self.base + PORT_SPAN - 1
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ someone else started on this machine is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -170,7 +171,9 @@ def _wait_started(process: subprocess.Popen[bytes], log_path: Path, name: str) -
             tail = log_path.read_text(errors="replace")[-2000:]
             raise ClusterError(f"the {name} node exited while starting; its log ends:\n{tail}")
         time.sleep(0.2)
-    raise ClusterError(f"the {name} node did not start within {START_TIMEOUT_S:.0f}s; see {log_path}")
+    raise ClusterError(
+        f"the {name} node did not start within {START_TIMEOUT_S:.0f}s; see {log_path}"
+    )
 
 
 def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
@@ -214,18 +217,14 @@ def _stop_groups(groups: dict[str, int]) -> None:
     ordered = [pgid for name, pgid in groups.items() if name != HEAD]
     ordered += [pgid for name, pgid in groups.items() if name == HEAD]
     for pgid in ordered:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline and any(_group_alive(p) for p in ordered):
         time.sleep(0.2)
     for pgid in ordered:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def stop(settings: Settings) -> bool:

@@ -5,6 +5,7 @@ The only module that calls ``ray.init``.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -18,8 +19,10 @@ from tandem.specs.cluster import ClusterSpec
 
 def embedded_layout(settings: Settings, pinned: bool = True) -> EmbeddedLayout:
     """The embedded cluster's plan for this machine, from cluster.yaml's pools."""
-    spec = ClusterSpec.from_file(settings.cluster_file) if settings.cluster_file.exists() else (
-        default_cluster_spec()
+    spec = (
+        ClusterSpec.from_file(settings.cluster_file)
+        if settings.cluster_file.exists()
+        else (default_cluster_spec())
     )
     cores = sorted(os.sched_getaffinity(0))
     return plan_embedded(spec, cores, settings.port_base, gpus=_local_gpus(), pinned=pinned)
@@ -75,7 +78,7 @@ def use_embedded_auth(settings: Settings) -> None:
     )
     # Ray reads its auth mode into a cached config when it is imported; refresh
     # it the way Ray's own `_enable_token_auth` does, so the new mode applies.
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
@@ -112,6 +115,6 @@ def connect(settings: Settings, start: bool = True) -> None:
     ray.init(
         address=gcs_address(settings, start=start),
         log_to_driver=True,
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
         configure_logging=True,
     )

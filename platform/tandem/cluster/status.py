@@ -35,7 +35,7 @@ class ClusterStatus:
 def collect(address: str, cores: dict[str, list[int]] | None = None) -> ClusterStatus:
     """Read the connected cluster's state (``ray.init`` must have been called)."""
     available = _available_by_node()
-    actors = ray_state.list_actors(filters=[("state", "=", "ALIVE")], limit=10_000)
+    actors = ray_state.list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=10_000)
     running: dict[str, Counter[str]] = {}
     for actor in actors:
         running.setdefault(actor.node_id or "", Counter())[actor.class_name] += 1

@@ -31,7 +31,7 @@ def resolve_factory(path: str, source: str = "model.factory") -> Callable[..., n
             source,
             [f"model.factory: {module_name} has no callable {attribute!r} (got {path!r})"],
         )
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def build_model(

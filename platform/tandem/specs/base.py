@@ -43,7 +43,9 @@ def format_validation_error(error: ValidationError) -> list[str]:
 def parse(cls: type[SpecT], data: Any, source: str) -> SpecT:
     """Validate ``data`` as ``cls``; raise ``SpecError`` listing every problem."""
     if not isinstance(data, dict):
-        raise SpecError(source, [f"(top level): expected a mapping of keys (got {_describe(data)})"])
+        raise SpecError(
+            source, [f"(top level): expected a mapping of keys (got {_describe(data)})"]
+        )
     try:
         return cls.model_validate(data)
     except ValidationError as error:

@@ -84,6 +84,8 @@ class DeploymentSpec(Spec):
     """Optional bearer-token auth on every endpoint but ``/v2/health/live``."""
     storage: str | None = None
     """fsspec URI of the registry's storage; default: the Tandem home's storage."""
+    also_serve: list[VersionRef] = Field(default_factory=list)
+    """Further versions (or aliases) kept loaded for ``/versions/{v}`` requests."""
 
     @field_validator("max_ongoing_requests")
     @classmethod
