@@ -1,5 +1,6 @@
 """Versioned model registry on fsspec storage: immutable versions, aliases, integrity."""
 
+from tandem.registry.lock import LockPolicy
 from tandem.registry.manifest import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
@@ -10,6 +11,7 @@ from tandem.registry.manifest import (
     Preprocessing,
     WeightsRef,
 )
+from tandem.registry.store import Registry
 
 __all__ = [
     "MANIFEST_FILE",
@@ -17,7 +19,9 @@ __all__ = [
     "DatasetRef",
     "InputSchema",
     "Lineage",
+    "LockPolicy",
     "Manifest",
     "Preprocessing",
+    "Registry",
     "WeightsRef",
 ]

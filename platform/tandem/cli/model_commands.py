@@ -1,0 +1,96 @@
+"""``tandem models [show NAME [VERSION]]``: browse the model registry."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from pydantic import BaseModel
+from rich.table import Table
+
+from tandem.cli.app import app, console, user_errors
+from tandem.registry import Manifest, Registry
+from tandem.settings import Settings
+
+models_app = typer.Typer(help="Browse the versioned model registry.", add_completion=False)
+app.add_typer(models_app, name="models")
+
+
+class ModelRow(BaseModel):
+    """One line of ``tandem models`` (and one object of its ``--json``)."""
+
+    name: str
+    latest: int
+    versions: list[int]
+    aliases: dict[str, int]
+
+
+@models_app.callback(invoke_without_command=True)
+@user_errors
+def list_models(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List registered models with their latest version and aliases."""
+    if ctx.invoked_subcommand is not None:
+        return
+    registry = Registry.default(Settings.from_env())
+    rows = []
+    for name in registry.models():
+        versions = registry.versions(name)
+        aliases = registry.aliases(name)
+        rows.append(ModelRow(name=name, latest=versions[-1], versions=versions, aliases=aliases))
+    if as_json:
+        typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))
+        return
+    if not rows:
+        console.print(f"no models in {registry.uri}", highlight=False)
+        return
+    table = Table(title=f"models in {registry.uri}")
+    for column in ("model", "latest", "versions", "aliases"):
+        table.add_column(column)
+    for row in rows:
+        named = ", ".join(f"{alias} → v{version}" for alias, version in row.aliases.items())
+        table.add_row(row.name, f"v{row.latest}", str(len(row.versions)), named or "-")
+    console.print(table)
+
+
+@models_app.command()
+@user_errors
+def show(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument("latest", help="Version number or alias."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored manifest.json."),
+) -> None:
+    """Show one version's manifest: task, inputs, metrics, weights and lineage."""
+    registry = Registry.default(Settings.from_env())
+    manifest = registry.manifest(name, version)
+    if as_json:
+        typer.echo(manifest.model_dump_json(indent=2))
+        return
+    aliases = [a for a, v in registry.aliases(name).items() if v == manifest.version]
+    show_manifest(manifest, aliases)
+
+
+def show_manifest(manifest: Manifest, aliases: list[str]) -> None:
+    named = f"  (aliases: {', '.join(aliases)})" if aliases else ""
+    outputs = f"{manifest.out_features} outputs"
+    if manifest.classes is not None:
+        outputs += f", classes {manifest.classes}"
+    lineage = manifest.lineage
+    fields = {
+        "registered": manifest.created_at,
+        "task": f"{manifest.task}, {outputs}",
+        "factory": f"{manifest.factory} {json.dumps(manifest.kwargs)}",
+        "input": f"{manifest.input.num_features} × {manifest.input.datatype}: "
+        + ", ".join(manifest.input.features),
+        "metrics": ", ".join(f"{k} {v:.4g}" for k, v in sorted(manifest.metrics.items())) or "-",
+        "weights": f"{manifest.weights.file}, {manifest.weights.bytes:,} bytes, "
+        f"sha256 {manifest.weights.sha256}",
+        "run": f"{lineage.run_name} ({lineage.run_id}), checkpoint {lineage.checkpoint}",
+        "code": f"{lineage.code_version}, ray {lineage.ray_version}, "
+        f"torch {lineage.torch_version}, python {lineage.python_version}",
+    }
+    console.print(f"[bold]{manifest.name}[/bold] v{manifest.version}{named}", highlight=False)
+    for label, value in fields.items():
+        console.print(f"  {label:<11} {value}", highlight=False, markup=False, soft_wrap=True)

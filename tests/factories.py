@@ -1,0 +1,49 @@
+"""Small valid objects for tests (kept out of the package on purpose)."""
+
+from __future__ import annotations
+
+import torch
+
+from tandem.registry import InputSchema, Lineage, Manifest, Preprocessing, WeightsRef
+
+
+def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
+    """A manifest as a trainer hands it to ``Registry.register``: version 0, no weights yet."""
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return Manifest(
+        name=name,
+        version=0,
+        created_at="",
+        task="classification",
+        factory="tandem.models.zoo:mlp",
+        kwargs={"in_features": 4, "out_features": 3, "hidden": [8]},
+        out_features=3,
+        input=InputSchema(features=features),
+        preprocessing=Preprocessing(mean=[5.8, 3.0, 3.7, 1.2], std=[0.8, 0.4, 1.8, 0.8]),
+        classes=[0, 1, 2],
+        metrics={"val_accuracy": 0.95},
+        example=[5.1, 3.5, 1.4, 0.2],
+        weights=WeightsRef(sha256="", bytes=0),
+        lineage=Lineage(
+            run_name="iris",
+            run_id=run_id,
+            spec_sha256="0" * 64,
+            datasets=[],
+            code_version="test",
+            ray_version="2.60.0",
+            torch_version=torch.__version__,
+            python_version="3.11",
+            checkpoint=f"memory://runs/{run_id}/checkpoint_000001",
+        ),
+    )
+
+
+def make_weights(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Weights of an mlp(4 → 8 → 3), different per seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "layers.0.weight": torch.randn(8, 4, generator=generator),
+        "layers.0.bias": torch.randn(8, generator=generator),
+        "layers.2.weight": torch.randn(3, 8, generator=generator),
+        "layers.2.bias": torch.randn(3, generator=generator),
+    }

@@ -1,0 +1,74 @@
+"""Separate processes writing one local registry at once: no shared or lost updates."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import torch
+
+from factories import make_manifest, make_weights
+from tandem.registry import Registry
+
+# spawn: fresh interpreters, like independent jobs, and no fork of a torch process.
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def register_one(root: str, seed: int, start: Barrier) -> None:
+    registry = Registry(root)
+    start.wait()
+    registry.register(make_manifest(run_id=str(seed)), make_weights(seed))
+
+
+def move_alias(root: str, versions: list[int], start: Barrier) -> None:
+    registry = Registry(root)
+    start.wait()
+    for version in versions:
+        registry.set_alias("iris-mlp", "production", version)
+
+
+def run_all(target: Callable[..., None], args: list[tuple[object, ...]]) -> None:
+    processes = [SPAWN.Process(target=target, args=a) for a in args]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+
+def test_processes_registering_at_once_get_distinct_readable_versions(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    start = SPAWN.Barrier(8)
+
+    run_all(register_one, [(root, seed, start) for seed in range(8)])
+
+    registry = Registry(root)
+    assert registry.versions("iris-mlp") == list(range(1, 9))
+    seeds = set()
+    for version in range(1, 9):
+        manifest, weights = registry.load_weights("iris-mlp", version)
+        seed = int(manifest.lineage.run_id)
+        seeds.add(seed)
+        expected = make_weights(seed)
+        assert all(torch.equal(weights[k], expected[k]) for k in expected)
+    assert seeds == set(range(8))
+
+
+def test_concurrent_alias_moves_lose_no_update(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    registry = Registry(root)
+    for seed in range(12):
+        registry.register(make_manifest(), make_weights(seed))
+    start = SPAWN.Barrier(4)
+    # Every move names a different version, so each one must show in the history.
+    plans = [[1 + worker + 4 * i for i in range(3)] for worker in range(4)]
+
+    run_all(move_alias, [(root, plan, start) for plan in plans])
+
+    history = registry.alias_history("iris-mlp", "production")
+    assert sorted(history) == list(range(1, 13))
+    for plan in plans:  # each process's own moves keep their order
+        assert [v for v in history if v in plan] == plan
+    assert registry.aliases("iris-mlp") == {"production": history[-1]}
