@@ -1,0 +1,190 @@
+"""The Ray Serve application of one model, and the gateway for server-wide endpoints.
+
+``tandem.serve.app:build`` is an app builder for Serve config files: ``args`` is a
+``DeploymentSpec``. Each model app is one deployment whose replicas hold every live
+version, batch requests with ``@serve.batch`` and answer HTTP themselves; no
+handle hop sits between the HTTP server and the model, which keeps the request
+path as short as a plain process. ``tandem.serve.app:build_gateway`` answers
+``/v2/health/*`` and 404s for unknown models.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from ray import serve
+from ray.serve import Application
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tandem.cluster.pools import pool_resources
+from tandem.errors import RequestError
+from tandem.serve import protocol
+from tandem.serve.auth import BearerAuth, load_token
+from tandem.serve.metrics import RequestMetrics
+from tandem.serve.resolve import live_versions, open_registry
+from tandem.serve.routing import LiveVersions
+from tandem.serve.runner import ModelRunner, size_torch_threads
+from tandem.serve.service import ModelService, Outputs, json_response, run_grouped
+from tandem.settings import Settings
+from tandem.specs.base import parse
+from tandem.specs.deployment import AuthSpec, DeploymentSpec
+
+MODEL_DEPLOYMENT = "ModelServer"
+GATEWAY_APP = "tandem-gateway"
+GATEWAY_DEPLOYMENT = "Gateway"
+GATEWAY_ROUTE = "/"
+RETRY_AFTER_S = 1.0
+HEALTH_CHECK_PERIOD_S = 5.0
+BatchItem = tuple[int, np.ndarray, float]
+
+
+def route_prefix(model: str) -> str:
+    return f"/v2/models/{model}"
+
+
+def deployment_options(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]:
+    """Serve options of a model's deployment; ``user_config`` carries the live versions."""
+    scaling = spec.autoscaling
+    return {
+        "max_ongoing_requests": spec.max_ongoing_requests,
+        "max_queued_requests": spec.max_queued_requests,
+        # Overload answers 503 + Retry-After instead of queueing without bound.
+        "backpressure_config": {"status_code": 503, "retry_after_s": RETRY_AFTER_S},
+        "autoscaling_config": {
+            "min_replicas": scaling.min_replicas,
+            "initial_replicas": max(scaling.min_replicas, 1),
+            "max_replicas": scaling.max_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+            "upscale_delay_s": scaling.upscale_delay_s,
+            "downscale_delay_s": scaling.downscale_delay_s,
+        },
+        "ray_actor_options": {
+            "num_cpus": spec.cpus_per_replica,
+            "num_gpus": spec.gpus_per_replica,
+            "resources": pool_resources("serve"),
+        },
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+        "user_config": live.model_dump(mode="json"),
+    }
+
+
+@serve.deployment(name=MODEL_DEPLOYMENT)
+class ModelServer:
+    """One replica: every live version of one model, loaded and warmed up."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._spec = DeploymentSpec.model_validate(spec)
+        size_torch_threads()
+        self._registry = open_registry(self._spec, Settings.from_env())
+        token = load_token(self._spec.auth) if self._spec.auth is not None else None
+        self._service = ModelService(
+            self._spec.model,
+            BearerAuth(token),
+            self._spec.max_request_rows,
+            self._spec.max_body_bytes,
+        )
+        self._metrics = RequestMetrics(self._spec.model)
+        # The decorator's sizes are placeholders: the spec's are set per replica here.
+        batcher: Any = self._predict_batch
+        batcher.set_max_batch_size(self._spec.batching.max_batch_size)
+        batcher.set_batch_wait_timeout_s(self._spec.batching.max_wait_ms / 1000)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Load versions not yet loaded (sha256-checked, warmed up), then swap atomically."""
+        live = LiveVersions.model_validate(user_config)
+        loaded = self._service.runners
+        runners = {v: loaded.get(v) or self._load(v) for v in live.loaded()}
+        self._service.swap(live, runners)
+
+    def _load(self, version: int) -> ModelRunner:
+        manifest, weights = self._registry.load_weights(self._spec.model, version)
+        return ModelRunner(manifest, weights)
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        response, outcome = await self._service.handle(request, self._predict)
+        self._metrics.request(
+            outcome.version, outcome.status, (time.perf_counter() - started) * 1000
+        )
+        return response
+
+    async def _predict(self, version: int, rows: np.ndarray) -> Outputs:
+        result: Outputs = await self._predict_batch((version, rows, time.perf_counter()))
+        return result
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _predict_batch(self, items: list[BatchItem]) -> list[Outputs]:
+        now = time.perf_counter()
+        for version in {v for v, _, _ in items}:
+            waits = [(now - t) * 1000 for v, _, t in items if v == version]
+            self._metrics.batch(version, len(waits), waits)
+        return run_grouped(self._service.runners, [(v, rows) for v, rows, _ in items])
+
+    def check_health(self) -> None:
+        for runner in self._service.runners.values():
+            runner.check()
+
+
+def build(args: dict[str, Any]) -> Application:
+    """App builder for Serve config files (``import_path: tandem.serve.app:build``)."""
+    spec = parse(DeploymentSpec, args, "applications[].args")
+    live = live_versions(spec, open_registry(spec, Settings.from_env()))
+    options = deployment_options(spec, live)
+    deployment: Any = ModelServer  # @serve.deployment returns a Deployment, untyped
+    return deployment.options(**options).bind(spec.model_dump(mode="json"))
+
+
+class GatewaySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    auth: AuthSpec | None = None
+    """Auth for ``/v2/health/ready`` and the 404 answers (``/v2/health/live`` stays open)."""
+
+
+@serve.deployment(
+    name=GATEWAY_DEPLOYMENT,
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0, "resources": pool_resources("serve")},
+)
+class Gateway:
+    """Server-wide endpoints; every path no model app claims ends here."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        parsed = GatewaySpec.model_validate(spec)
+        token = load_token(parsed.auth) if parsed.auth is not None else None
+        self._auth = BearerAuth(token)
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/")
+        try:
+            if path == "/v2/health/live":
+                return json_response(200, b'{"live": true}')
+            self._auth.check(request.headers.get("authorization"))
+            models = model_app_statuses()
+            if path == "/v2/health/ready":
+                ready = all(status == "RUNNING" for status in models.values())
+                return json_response(200 if ready else 503, json.dumps({"ready": ready}).encode())
+            raise RequestError(
+                f"no model serves {request.url.path}; deployed models: {sorted(models)} "
+                "(use /v2/models/{name}/...)",
+                404,
+            )
+        except RequestError as error:
+            return json_response(error.status, protocol.error_body(error.message))
+
+
+def model_app_statuses() -> dict[str, str]:
+    """Status of every model app (the gateway excluded), by model name."""
+    apps = serve.status().applications
+    return {name: str(app.status) for name, app in apps.items() if name != GATEWAY_APP}
+
+
+def build_gateway(args: dict[str, Any]) -> Application:
+    """App builder for the gateway (``import_path: tandem.serve.app:build_gateway``)."""
+    deployment: Any = Gateway  # @serve.deployment returns a Deployment, untyped
+    return deployment.bind(GatewaySpec.model_validate(args or {}).model_dump(mode="json"))

@@ -1,0 +1,202 @@
+"""Deploy, undeploy, promote and roll back: the only module that changes Serve's state.
+
+Tandem deploys declaratively, the way ``serve deploy`` does: one config with
+every Tandem app, applied through the Serve controller. Each model app's
+versions travel as its deployment's ``user_config``, so moving an alias or a
+canary is a config change that Serve applies to running replicas in place
+(new weights load and warm up before the swap): no replica restarts, no request
+fails. Changing anything else in a spec is a rolling update.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ray import serve
+from ray.serve._private.client import ServeControllerClient
+from ray.serve.context import _get_global_client
+from ray.serve.schema import ServeDeploySchema
+
+from tandem.cluster import session
+from tandem.cluster.local import LOOPBACK, ClusterState
+from tandem.errors import ClusterError, NotFoundError
+from tandem.registry.store import Registry
+from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
+from tandem.serve.promotion import check_better
+from tandem.serve.resolve import live_versions, open_registry
+from tandem.serve.routing import LiveVersions
+from tandem.settings import Settings
+from tandem.specs.base import load
+from tandem.specs.deployment import DeploymentSpec
+
+MODEL_IMPORT_PATH = "tandem.serve.app:build"
+GATEWAY_IMPORT_PATH = "tandem.serve.app:build_gateway"
+REMOTE_HTTP_PORT = 8000
+DEPLOY_TIMEOUT_S = 180.0
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Deployed:
+    spec: DeploymentSpec
+    live: LiveVersions
+    status: str
+
+
+def http_port(settings: Settings) -> int:
+    state = ClusterState.read(settings) if settings.embedded else None
+    return state.serve_http_port if state is not None else REMOTE_HTTP_PORT
+
+
+def model_app_config(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]:
+    """One model's entry under ``applications:`` (what ``serve deploy`` would read)."""
+    return {
+        "name": spec.model,
+        "route_prefix": route_prefix(spec.model),
+        "import_path": MODEL_IMPORT_PATH,
+        "args": spec.model_dump(mode="json", exclude_unset=True),
+        "deployments": [{"name": MODEL_DEPLOYMENT, "user_config": live.model_dump(mode="json")}],
+    }
+
+
+def gateway_app_config(specs: list[DeploymentSpec]) -> dict[str, Any]:
+    auth = next((s.auth for s in specs if s.auth is not None), None)
+    args = {} if auth is None else {"auth": auth.model_dump(mode="json", exclude_none=True)}
+    return {
+        "name": GATEWAY_APP,
+        "route_prefix": "/",
+        "import_path": GATEWAY_IMPORT_PATH,
+        "args": args,
+    }
+
+
+def _connect(settings: Settings) -> None:
+    session.connect(settings)
+    # Loopback only, one proxy: every embedded node shares 127.0.0.1, so proxies on
+    # several nodes would fight over the same port.
+    serve.start(
+        proxy_location="HeadOnly",
+        http_options={"host": LOOPBACK, "port": http_port(settings)},
+    )
+
+
+def _client() -> ServeControllerClient:
+    client = _get_global_client()
+    assert client is not None, "serve.start() ran in _connect"
+    return client
+
+
+def _deployed_configs() -> dict[str, dict[str, Any]]:
+    client = _client()
+    details = client.get_serve_details()
+    return {
+        name: app["deployed_app_config"]
+        for name, app in details.get("applications", {}).items()
+        if app.get("deployed_app_config") and name != GATEWAY_APP
+    }
+
+
+def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list[str]) -> None:
+    specs = [DeploymentSpec.model_validate(c["args"]) for c in models.values()]
+    config = ServeDeploySchema.model_validate(
+        {
+            "proxy_location": "HeadOnly",
+            "http_options": {"host": LOOPBACK, "port": http_port(settings)},
+            "applications": [*models.values(), gateway_app_config(specs)],
+        }
+    )
+    _client().deploy_apps(config)
+    _wait_running([*wait_for, GATEWAY_APP])
+
+
+def _wait_running(names: list[str]) -> None:
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    statuses: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        apps = serve.status().applications
+        statuses = {n: apps[n] for n in names if n in apps}
+        failed = {n: a.message for n, a in statuses.items() if a.status == "DEPLOY_FAILED"}
+        if failed:
+            raise ClusterError(f"deployment failed: {failed}")
+        if len(statuses) == len(names) and all(a.status == "RUNNING" for a in statuses.values()):
+            updating = [
+                n
+                for n, a in statuses.items()
+                if any(d.status != "HEALTHY" for d in a.deployments.values())
+            ]
+            if not updating:
+                return
+        time.sleep(POLL_S)
+    summary = {n: (str(a.status), a.message) for n, a in statuses.items()}
+    raise ClusterError(f"applications not running after {DEPLOY_TIMEOUT_S:.0f}s: {summary}")
+
+
+def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> Deployed:
+    """Deploy (or update) one model's app; returns once its replicas serve the versions."""
+    parsed = load(DeploymentSpec, spec)
+    live = live_versions(parsed, open_registry(parsed, settings))
+    _connect(settings)
+    models = _deployed_configs()
+    models[parsed.model] = model_app_config(parsed, live)
+    _apply(settings, models, [parsed.model])
+    return Deployed(parsed, live, "RUNNING")
+
+
+def undeploy(name: str, settings: Settings) -> None:
+    _connect(settings)
+    models = _deployed_configs()
+    if name not in models:
+        raise NotFoundError(f"no deployment named {name!r}; deployed: {sorted(models)}")
+    del models[name]
+    _apply(settings, models, [])
+
+
+def deployments(settings: Settings) -> list[Deployed]:
+    _connect(settings)
+    apps = serve.status().applications
+    found = []
+    for name, config in sorted(_deployed_configs().items()):
+        spec = DeploymentSpec.model_validate(config["args"])
+        user_config = config["deployments"][0]["user_config"]
+        found.append(
+            Deployed(spec, LiveVersions.model_validate(user_config), str(apps[name].status))
+        )
+    return found
+
+
+def _follow_aliases(model: str, settings: Settings) -> None:
+    """Re-resolve a deployed model's versions after an alias moved (no-op if not deployed)."""
+    _connect(settings)
+    models = _deployed_configs()
+    if model not in models:
+        return
+    spec = DeploymentSpec.model_validate(models[model]["args"])
+    models[model] = model_app_config(spec, live_versions(spec, open_registry(spec, settings)))
+    _apply(settings, models, [model])
+
+
+def promote(
+    name: str,
+    version: int,
+    settings: Settings,
+    alias: str = "production",
+    if_better: str | None = None,
+) -> int | None:
+    """Point ``alias`` at ``version`` (optionally only if better); returns the previous holder."""
+    registry = Registry.default(settings)
+    candidate = registry.manifest(name, version)
+    current = registry.aliases(name).get(alias)
+    if if_better is not None and current is not None:
+        check_better(if_better, candidate, registry.manifest(name, current))
+    previous = registry.set_alias(name, alias, candidate.version)
+    _follow_aliases(name, settings)
+    return previous
+
+
+def rollback(name: str, settings: Settings, alias: str = "production") -> tuple[int, int]:
+    """Return ``alias`` to its previous version; returns (from, to)."""
+    moved = Registry.default(settings).rollback_alias(name, alias)
+    _follow_aliases(name, settings)
+    return moved

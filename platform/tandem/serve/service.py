@@ -1,0 +1,179 @@
+"""The request path of one model, top to bottom: auth → route → parse → batch → respond.
+
+Plain asyncio + Starlette, no Ray: the Serve replica (``tandem.serve.app``) wraps it
+with ``@serve.batch`` and metrics, and the benchmark's plain uvicorn process runs it
+as is, so both measure the same per-request work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tandem.errors import RequestError
+from tandem.serve import protocol
+from tandem.serve.auth import BearerAuth
+from tandem.serve.routing import LiveVersions
+from tandem.serve.runner import ModelRunner
+
+PAYLOAD_TOO_LARGE = 413
+NOT_FOUND = 404
+JSON = "application/json"
+
+Outputs = dict[str, np.ndarray]
+Predict = Callable[[int, np.ndarray], Awaitable[Outputs]]
+"""``(version, rows) -> outputs``: the batcher in a replica, a direct call elsewhere."""
+
+
+class Action(Enum):
+    METADATA = "metadata"
+    READY = "ready"
+    INFER = "infer"
+
+
+@dataclass(frozen=True)
+class Route:
+    action: Action
+    version: str | None
+
+
+def parse_route(method: str, path: str) -> Route:
+    """Map a path relative to ``/v2/models/{name}`` onto an action (and pinned version)."""
+    parts = [p for p in path.split("/") if p]
+    version = None
+    if len(parts) >= 2 and parts[0] == "versions":
+        version, parts = parts[1], parts[2:]
+    wanted = {(): ("GET", Action.METADATA), ("ready",): ("GET", Action.READY)}
+    wanted[("infer",)] = ("POST", Action.INFER)
+    match = wanted.get(tuple(parts))
+    if match is None or match[0] != method:
+        raise RequestError(
+            f"no endpoint {method} {path or '/'}; use GET '', GET /ready or POST /infer "
+            "(optionally under /versions/{v})",
+            NOT_FOUND,
+        )
+    return Route(match[1], version)
+
+
+def relative_path(scope: MutableMapping[str, Any]) -> str:
+    """The path below the app's route prefix (Serve puts the prefix in ``root_path``)."""
+    path = str(scope["path"])
+    root = str(scope.get("root_path") or "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    too_large = RequestError(f"request body exceeds this deployment's limit of {limit} bytes", 413)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+@dataclass
+class Outcome:
+    """What the caller records in metrics for one request."""
+
+    status: int
+    version: int | None
+
+
+class ModelService:
+    """Answers every ``/v2/models/{name}/...`` request for the loaded versions."""
+
+    def __init__(
+        self,
+        model: str,
+        auth: BearerAuth,
+        max_rows: int,
+        max_body_bytes: int,
+    ) -> None:
+        self.model = model
+        self._auth = auth
+        self._max_rows = max_rows
+        self._max_body_bytes = max_body_bytes
+        self._runners: dict[int, ModelRunner] = {}
+        self._live: LiveVersions | None = None
+
+    @property
+    def runners(self) -> dict[int, ModelRunner]:
+        return self._runners
+
+    def swap(self, live: LiveVersions, runners: dict[int, ModelRunner]) -> None:
+        """Atomically switch to new versions (called between requests on the event loop)."""
+        assert set(runners) == set(live.loaded())
+        self._runners, self._live = runners, live
+
+    async def handle(self, request: Request, predict: Predict) -> tuple[Response, Outcome]:
+        try:
+            return await self._handle(request, predict)
+        except RequestError as error:
+            return json_response(error.status, protocol.error_body(error.message)), Outcome(
+                error.status, None
+            )
+
+    async def _handle(self, request: Request, predict: Predict) -> tuple[Response, Outcome]:
+        self._auth.check(request.headers.get("authorization"))
+        route = parse_route(request.method, relative_path(request.scope))
+        live = self._live
+        assert live is not None, "the replica is not reconfigured with its versions yet"
+        if route.action is Action.INFER:
+            body = await read_body(request, self._max_body_bytes)
+            version = live.pick(route.version, random.random())
+            manifest = self._runners[version].manifest
+            parsed = protocol.parse_infer_request(body, manifest, self._max_rows)
+            outputs = await predict(version, parsed.rows)
+            payload = protocol.infer_response(manifest, parsed, outputs)
+            return json_response(200, payload), Outcome(200, version)
+        version = live.default if route.version is None else live.resolve(route.version)
+        if route.action is Action.READY:
+            # Serve routes traffic here only once __init__ (with its warm-up pass) returned.
+            ready = {"name": self.model, "version": str(version), "ready": True}
+            return json_response(200, json.dumps(ready).encode()), Outcome(200, version)
+        versions = sorted(live.loaded())
+        metadata = protocol.model_metadata(self._runners[version].manifest, versions)
+        return json_response(200, json.dumps(metadata).encode()), Outcome(200, version)
+
+
+def split_outputs(outputs: Outputs, counts: Sequence[int]) -> list[Outputs]:
+    """Cut one batch's outputs back into per-request slices of ``counts`` rows."""
+    bounds = np.cumsum([0, *counts])
+    return [
+        {name: values[start:stop] for name, values in outputs.items()}
+        for start, stop in itertools.pairwise(bounds)
+    ]
+
+
+def run_grouped(
+    runners: dict[int, ModelRunner], requests: Sequence[tuple[int, np.ndarray]]
+) -> list[Outputs]:
+    """Run a mixed batch: one forward pass per version, results in request order."""
+    results: list[Outputs | None] = [None] * len(requests)
+    for version in {v for v, _ in requests}:
+        indices = [i for i, (v, _) in enumerate(requests) if v == version]
+        rows = np.concatenate([requests[i][1] for i in indices])
+        outputs = runners[version].predict(rows)
+        counts = [len(requests[i][1]) for i in indices]
+        for index, piece in zip(indices, split_outputs(outputs, counts), strict=True):
+            results[index] = piece
+    return [r for r in results if r is not None]
