@@ -1,6 +1,11 @@
 """The ``tandem`` command line: a thin layer over the SDK's calls."""
 
-from tandem.cli import cluster_commands, model_commands, spec_commands  # noqa: F401  (registers commands)
+from tandem.cli import (  # noqa: F401  (registers commands)
+    cluster_commands,
+    model_commands,
+    serve_commands,
+    spec_commands,
+)
 from tandem.cli.app import app
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from ray import serve
 from ray.serve import Application
+from ray.serve.schema import ApplicationStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -69,6 +70,9 @@ def deployment_options(spec: DeploymentSpec, live: LiveVersions) -> dict[str, An
             "resources": pool_resources("serve"),
         },
         "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+        # Requests take milliseconds: a replica being replaced drains fast.
+        "graceful_shutdown_wait_loop_s": 0.5,
+        "graceful_shutdown_timeout_s": 10.0,
         "user_config": live.model_dump(mode="json"),
     }
 
@@ -167,7 +171,7 @@ class Gateway:
             self._auth.check(request.headers.get("authorization"))
             models = model_app_statuses()
             if path == "/v2/health/ready":
-                ready = all(status == "RUNNING" for status in models.values())
+                ready = all(status == ApplicationStatus.RUNNING for status in models.values())
                 return json_response(200 if ready else 503, json.dumps({"ready": ready}).encode())
             raise RequestError(
                 f"no model serves {request.url.path}; deployed models: {sorted(models)} "
@@ -178,10 +182,10 @@ class Gateway:
             return json_response(error.status, protocol.error_body(error.message))
 
 
-def model_app_statuses() -> dict[str, str]:
+def model_app_statuses() -> dict[str, ApplicationStatus]:
     """Status of every model app (the gateway excluded), by model name."""
     apps = serve.status().applications
-    return {name: str(app.status) for name, app in apps.items() if name != GATEWAY_APP}
+    return {name: app.status for name, app in apps.items() if name != GATEWAY_APP}
 
 
 def build_gateway(args: dict[str, Any]) -> Application:

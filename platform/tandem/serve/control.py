@@ -17,7 +17,7 @@ from typing import Any
 from ray import serve
 from ray.serve._private.client import ServeControllerClient
 from ray.serve.context import _get_global_client
-from ray.serve.schema import ServeDeploySchema
+from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySchema
 
 from tandem.cluster import session
 from tandem.cluster.local import LOOPBACK, ClusterState
@@ -29,7 +29,7 @@ from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
 from tandem.settings import Settings
 from tandem.specs.base import load
-from tandem.specs.deployment import DeploymentSpec
+from tandem.specs.deployment import CanarySpec, DeploymentSpec
 
 MODEL_IMPORT_PATH = "tandem.serve.app:build"
 GATEWAY_IMPORT_PATH = "tandem.serve.app:build_gateway"
@@ -51,14 +51,28 @@ def http_port(settings: Settings) -> int:
 
 
 def model_app_config(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]:
-    """One model's entry under ``applications:`` (what ``serve deploy`` would read)."""
+    """One model's entry under ``applications:`` (what ``serve deploy`` would read).
+
+    The canary travels only in ``user_config`` (as ``live.canary``): Serve treats a
+    change of ``args`` as new code and replaces replicas, but applies a
+    ``user_config`` change in place, so shifting a canary is as safe as a promote.
+    """
     return {
         "name": spec.model,
         "route_prefix": route_prefix(spec.model),
         "import_path": MODEL_IMPORT_PATH,
-        "args": spec.model_dump(mode="json", exclude_unset=True),
+        "args": spec.model_dump(mode="json", exclude_unset=True, exclude={"canary"}),
         "deployments": [{"name": MODEL_DEPLOYMENT, "user_config": live.model_dump(mode="json")}],
     }
+
+
+def deployed_spec(config: dict[str, Any]) -> tuple[DeploymentSpec, LiveVersions]:
+    """The spec and live versions of a deployed model app (inverse of ``model_app_config``)."""
+    live = LiveVersions.model_validate(config["deployments"][0]["user_config"])
+    spec = DeploymentSpec.model_validate(config["args"])
+    if live.canary is not None:
+        spec.canary = CanarySpec(version=live.canary.version, weight=live.canary.weight)
+    return spec, live
 
 
 def gateway_app_config(specs: list[DeploymentSpec]) -> dict[str, Any]:
@@ -99,7 +113,7 @@ def _deployed_configs() -> dict[str, dict[str, Any]]:
 
 
 def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list[str]) -> None:
-    specs = [DeploymentSpec.model_validate(c["args"]) for c in models.values()]
+    specs = [deployed_spec(c)[0] for c in models.values()]
     config = ServeDeploySchema.model_validate(
         {
             "proxy_location": "HeadOnly",
@@ -117,14 +131,18 @@ def _wait_running(names: list[str]) -> None:
     while time.monotonic() < deadline:
         apps = serve.status().applications
         statuses = {n: apps[n] for n in names if n in apps}
-        failed = {n: a.message for n, a in statuses.items() if a.status == "DEPLOY_FAILED"}
+        failed = {
+            n: a.message for n, a in statuses.items() if a.status == ApplicationStatus.DEPLOY_FAILED
+        }
         if failed:
             raise ClusterError(f"deployment failed: {failed}")
-        if len(statuses) == len(names) and all(a.status == "RUNNING" for a in statuses.values()):
+        if len(statuses) == len(names) and all(
+            a.status == ApplicationStatus.RUNNING for a in statuses.values()
+        ):
             updating = [
                 n
                 for n, a in statuses.items()
-                if any(d.status != "HEALTHY" for d in a.deployments.values())
+                if any(d.status != DeploymentStatus.HEALTHY for d in a.deployments.values())
             ]
             if not updating:
                 return
@@ -141,7 +159,7 @@ def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> D
     models = _deployed_configs()
     models[parsed.model] = model_app_config(parsed, live)
     _apply(settings, models, [parsed.model])
-    return Deployed(parsed, live, "RUNNING")
+    return Deployed(parsed, live, ApplicationStatus.RUNNING.value)
 
 
 def undeploy(name: str, settings: Settings) -> None:
@@ -158,11 +176,8 @@ def deployments(settings: Settings) -> list[Deployed]:
     apps = serve.status().applications
     found = []
     for name, config in sorted(_deployed_configs().items()):
-        spec = DeploymentSpec.model_validate(config["args"])
-        user_config = config["deployments"][0]["user_config"]
-        found.append(
-            Deployed(spec, LiveVersions.model_validate(user_config), str(apps[name].status))
-        )
+        spec, live = deployed_spec(config)
+        found.append(Deployed(spec, live, apps[name].status.value))
     return found
 
 
@@ -172,7 +187,7 @@ def _follow_aliases(model: str, settings: Settings) -> None:
     models = _deployed_configs()
     if model not in models:
         return
-    spec = DeploymentSpec.model_validate(models[model]["args"])
+    spec, _ = deployed_spec(models[model])
     models[model] = model_app_config(spec, live_versions(spec, open_registry(spec, settings)))
     _apply(settings, models, [model])
 

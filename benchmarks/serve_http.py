@@ -1,0 +1,309 @@
+"""Tandem's HTTP endpoint vs. the same model in one plain uvicorn process.
+
+Both servers get the same cores (the serve pool's) and the same load generator,
+``wrk``, run as a separate process pinned to other cores, at equal concurrency,
+over loopback, for a bounded time. Reports req/s, p50 and p99 per target and
+the Tandem/plain ratios (medians over ``--runs``), then batched vs. unbatched
+serving of a compute-heavy MLP.
+
+    .venv/bin/python benchmarks/serve_http.py --runs 3 --seconds 10 --out bench.json
+
+Starts (and stops) its own embedded cluster under a temporary TANDEM_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[{body}]]
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wrk(url: str, body: str, connections: int, seconds: int, cores: list[int]) -> Run:
+    """One bounded wrk run from a separate process pinned to ``cores``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.format(body=body))
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name]
+    out = subprocess.run(
+        [*command, url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        preexec_fn=lambda: os.sched_setaffinity(0, set(cores)),
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        return float(match.group(1)) * UNITS_MS[match.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors:.*", out)
+    assert rps, out
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return Run(float(rps.group(1)), latency("50%"), latency("99%"), errors)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(
+        statistics.median(r.rps for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+    )
+
+
+def manifest(name: str, hidden: list[int], x: np.ndarray, mean: np.ndarray, std: np.ndarray):  # type: ignore[no-untyped-def]
+    from tandem.registry.manifest import Manifest
+
+    return Manifest.model_validate(
+        {
+            "name": name,
+            "version": 0,
+            "created_at": "",
+            "task": "classification",
+            "factory": "tandem.models:mlp",
+            "kwargs": {"hidden": hidden},
+            "out_features": 10,
+            "input": {"features": [f"pixel_{i}" for i in range(x.shape[1])]},
+            "preprocessing": {"mean": mean.tolist(), "std": std.tolist()},
+            "classes": list(range(10)),
+            "metrics": {},
+            "example": x[0].tolist(),
+            "weights": {"sha256": "0" * 64, "bytes": 0},
+            "lineage": {
+                "run_name": "benchmark",
+                "run_id": "benchmark",
+                "spec_sha256": "-",
+                "datasets": [],
+                "code_version": "-",
+                "ray_version": "-",
+                "torch_version": torch.__version__,
+                "python_version": sys.version.split()[0],
+                "checkpoint": "-",
+            },
+        }
+    )
+
+
+def register_models(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """``digits`` (small MLP, trained briefly) and ``heavy-*`` (wide MLP, untrained)."""
+    from sklearn.datasets import load_digits
+
+    from tandem.models import build_model
+    from tandem.registry.store import Registry
+
+    x = load_digits().data.astype(np.float32)
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1
+    registry = Registry.default(settings)
+    torch.manual_seed(0)
+    for name, hidden in [
+        ("digits", [64]),
+        ("heavy-batched", [1024] * 4),
+        ("heavy-unbatched", [1024] * 4),
+    ]:
+        weights = build_model("tandem.models:mlp", {"hidden": hidden}, 64, 10).state_dict()
+        registry.register(manifest(name, hidden, x, mean, std), weights)
+        registry.set_alias(name, "production", 1)
+    return x
+
+
+@contextmanager
+def plain_server(settings, cores: list[int]) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """One uvicorn process with the same model service, pinned to the serve cores."""
+    port = free_port()
+    env = {**os.environ, "TANDEM_HOME": str(settings.home), "TANDEM_PLAIN_MODEL": "digits"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "tandem.serve.plain:from_env",
+            "--host",
+            "127.0.0.1",
+            f"--port={port}",
+            "--no-access-log",
+            "--log-level=warning",
+        ],
+        env=env,
+        preexec_fn=lambda: os.sched_setaffinity(0, set(cores)),
+    )
+    url = f"http://127.0.0.1:{port}/v2/models/digits"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("the plain server did not come up within 60s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def body_for(x: np.ndarray, rows: int) -> str:
+    data = x[:rows]
+    tensor = {
+        "name": "input",
+        "shape": list(data.shape),
+        "datatype": "FP32",
+        "data": data.reshape(-1).tolist(),
+    }
+    return json.dumps({"inputs": [tensor]})
+
+
+def compare(args: argparse.Namespace, settings, state, x: np.ndarray) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from tandem.serve import control
+
+    load_cores = state.cores["train"]
+    control.deploy(
+        {
+            "model": "digits",
+            "batching": {"max_batch_size": 16, "max_wait_ms": 1},
+            "max_ongoing_requests": 64,
+            "cpus_per_replica": 1,
+            "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+        },
+        settings,
+    )
+    tandem_url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
+    body = body_for(x, 1)
+    runs: dict[str, list[Run]] = {"plain": [], "tandem": []}
+    with plain_server(settings, state.cores["serve"]) as plain_url:
+        for url in (plain_url + "/infer", tandem_url):  # warm both up
+            wrk(url, body, args.connections, 2, load_cores)
+        for _ in range(args.runs):
+            for target, url in (("plain", plain_url + "/infer"), ("tandem", tandem_url)):
+                runs[target].append(wrk(url, body, args.connections, args.seconds, load_cores))
+    control.undeploy("digits", settings)
+    plain, tandem = median_run(runs["plain"]), median_run(runs["tandem"])
+    return {
+        "plain": asdict(plain),
+        "tandem": asdict(tandem),
+        "throughput_ratio": tandem.rps / plain.rps,
+        "p99_ratio": tandem.p99_ms / plain.p99_ms,
+        "runs": {k: [asdict(r) for r in v] for k, v in runs.items()},
+    }
+
+
+def batching(args: argparse.Namespace, settings, state, x: np.ndarray) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from tandem.serve import control
+
+    results = {}
+    for name, size, wait in (("heavy-unbatched", 1, 0), ("heavy-batched", 32, 5)):
+        control.deploy(
+            {
+                "model": name,
+                "batching": {"max_batch_size": size, "max_wait_ms": wait},
+                "max_ongoing_requests": 64,
+                "cpus_per_replica": 1,
+                "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+            },
+            settings,
+        )
+        url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/{name}/infer"
+        body = body_for(x, 1)
+        wrk(url, body, args.connections, 2, state.cores["train"])
+        runs = [
+            wrk(url, body, args.connections, args.seconds, state.cores["train"])
+            for _ in range(args.runs)
+        ]
+        results[name] = asdict(median_run(runs))
+        control.undeploy(name, settings)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--skip-batching", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+    home = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
+    os.environ.update({"TANDEM_HOME": str(home), "TANDEM_CLUSTER_FILE": str(REPO / "cluster.yaml")})
+    os.environ.setdefault("TANDEM_PORT_BASE", "27000")
+    import ray
+
+    from tandem.cluster import local, session
+    from tandem.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        state = session.up(settings)
+        session.connect(settings)
+        x = register_models(settings)
+        report: dict[str, object] = {
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "runs": args.runs,
+            "cores": state.cores,
+        }
+        report["digits"] = compare(args, settings, state, x)
+        if not args.skip_batching:
+            report["heavy"] = batching(args, settings, state, x)
+    finally:
+        ray.shutdown()
+        local.stop(settings)
+        shutil.rmtree(home, ignore_errors=True)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

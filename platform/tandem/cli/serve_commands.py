@@ -1,0 +1,94 @@
+"""``tandem deploy | undeploy | deployments | promote | rollback``: serving from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from tandem.cli.app import app, console, user_errors
+from tandem.serve import control
+from tandem.settings import Settings
+from tandem.specs.base import parse, read_yaml
+from tandem.specs.deployment import DeploymentSpec
+from tandem.specs.files import serve_config_deployments, spec_kind
+
+
+def _specs(path: Path) -> list[DeploymentSpec]:
+    """A deployment spec file, or every Tandem app of a Serve config file."""
+    data = read_yaml(path)
+    if spec_kind(data) == "serve-config":
+        return serve_config_deployments(data, str(path))
+    return [parse(DeploymentSpec, data, str(path))]
+
+
+@app.command()
+@user_errors
+def deploy(
+    spec: Path = typer.Argument(..., help="Deployment spec or Serve config file (YAML)."),
+) -> None:
+    """Deploy (or update) models; returns once their replicas serve."""
+    settings = Settings.from_env()
+    for parsed in _specs(spec):
+        done = control.deploy(parsed, settings)
+        versions = ", ".join(str(v) for v in sorted(done.live.loaded()))
+        console.print(
+            f"deployed {parsed.model}: default v{done.live.default} (live: {versions}) at "
+            f"http://127.0.0.1:{control.http_port(settings)}/v2/models/{parsed.model}",
+            highlight=False,
+        )
+
+
+@app.command()
+@user_errors
+def undeploy(name: str = typer.Argument(..., help="Model name of the deployment.")) -> None:
+    """Remove a model's deployment."""
+    control.undeploy(name, Settings.from_env())
+    console.print(f"undeployed {name}", highlight=False)
+
+
+@app.command()
+@user_errors
+def deployments() -> None:
+    """List deployed models and the versions they serve."""
+    table = Table(title="deployments")
+    for column in ("model", "status", "default", "canary", "live versions"):
+        table.add_column(column)
+    for found in control.deployments(Settings.from_env()):
+        canary = found.live.canary
+        table.add_row(
+            found.spec.model,
+            found.status,
+            str(found.live.default),
+            "-" if canary is None else f"v{canary.version} ({canary.weight}%)",
+            ", ".join(str(v) for v in sorted(found.live.loaded())),
+        )
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def promote(
+    name: str = typer.Argument(..., help="Model name."),
+    version: int = typer.Argument(..., help="Version to promote."),
+    alias: str = typer.Option("production", help="Alias to move."),
+    if_better: str | None = typer.Option(
+        None, "--if-better", help="Refuse unless this validation metric is at least as good."
+    ),
+) -> None:
+    """Point an alias at a version; a live deployment that uses it follows."""
+    previous = control.promote(name, version, Settings.from_env(), alias, if_better)
+    was = "unset" if previous is None else f"v{previous}"
+    console.print(f"{name}: {alias} → v{version} (was {was})", highlight=False)
+
+
+@app.command()
+@user_errors
+def rollback(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Option("production", help="Alias to move back."),
+) -> None:
+    """Return an alias to the version it named before."""
+    before, after = control.rollback(name, Settings.from_env(), alias)
+    console.print(f"{name}: {alias} v{before} → v{after}", highlight=False)

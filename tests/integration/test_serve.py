@@ -1,0 +1,417 @@
+"""Serving on a real embedded cluster, over real HTTP: parity, bad input, rollout under
+load, autoscaling, auth and overload."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from tandem.cluster.local import ClusterState
+from tandem.models import build_model
+from tandem.registry.manifest import Manifest
+from tandem.registry.store import Registry
+from tandem.serve import control
+from tandem.settings import Settings
+
+pytestmark = pytest.mark.cluster
+
+MODEL = "digits"
+
+
+@dataclass(frozen=True)
+class Digits:
+    x_val: np.ndarray
+    y_val: np.ndarray
+    offline: dict[int, np.ndarray]
+    """Labels the in-process model predicts for ``x_val``, per registry version."""
+
+
+def train(
+    x: np.ndarray, y: np.ndarray, seed: int
+) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    torch.manual_seed(seed)
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    inputs = torch.from_numpy(((x - mean) / std).astype(np.float32))
+    targets = torch.from_numpy(y)
+    model = build_model("tandem.models:mlp", {"hidden": [64]}, x.shape[1], 10)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(60):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimiser.step()
+    return model.state_dict(), mean, std
+
+
+def offline_labels(
+    weights: dict[str, torch.Tensor], mean: np.ndarray, std: np.ndarray, x: np.ndarray
+) -> np.ndarray:
+    model = build_model("tandem.models:mlp", {"hidden": [64]}, x.shape[1], 10)
+    model.load_state_dict(weights)
+    with torch.inference_mode():
+        logits = model.eval()(torch.from_numpy(((x - mean) / std).astype(np.float32)))
+    return logits.argmax(1).numpy()
+
+
+def manifest(
+    name: str, x: np.ndarray, mean: np.ndarray, std: np.ndarray, accuracy: float
+) -> Manifest:
+    return Manifest.model_validate(
+        {
+            "name": name,
+            "version": 0,
+            "created_at": "",
+            "task": "classification",
+            "factory": "tandem.models:mlp",
+            "kwargs": {"hidden": [64]},
+            "out_features": 10,
+            "input": {"features": [f"pixel_{i}" for i in range(x.shape[1])]},
+            "preprocessing": {"mean": mean.tolist(), "std": std.tolist()},
+            "classes": list(range(10)),
+            "metrics": {"val_accuracy": accuracy},
+            "example": x[0].tolist(),
+            "weights": {"sha256": "0" * 64, "bytes": 0},
+            "lineage": {
+                "run_name": "in-test",
+                "run_id": "in-test",
+                "spec_sha256": "-",
+                "datasets": [],
+                "code_version": "-",
+                "ray_version": "-",
+                "torch_version": torch.__version__,
+                "python_version": "-",
+                "checkpoint": "-",
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def digits(cluster: Settings) -> Digits:
+    """Two versions of ``digits`` (and copies under other names), v1 = production."""
+    data = load_digits()
+    x = data.data.astype(np.float32)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, data.target, test_size=0.2, random_state=0, stratify=data.target
+    )
+    registry = Registry.default(cluster)
+    offline = {}
+    for seed in (0, 1):
+        weights, mean, std = train(x_train, y_train, seed)
+        labels = offline_labels(weights, mean, std, x_val)
+        accuracy = float((labels == y_val).mean())
+        for name in (MODEL, "digits-secure", "digits-tight", "digits-scale"):
+            stored = registry.register(manifest(name, x_train, mean, std, accuracy), weights)
+        offline[stored.version] = labels
+    for name in (MODEL, "digits-secure", "digits-tight", "digits-scale"):
+        registry.set_alias(name, "production", 1)
+    return Digits(x_val, y_val, offline)
+
+
+@pytest.fixture(scope="module")
+def base_url(cluster: Settings) -> str:
+    state = ClusterState.read(cluster)
+    assert state is not None
+    return f"http://127.0.0.1:{state.serve_http_port}"
+
+
+@pytest.fixture(scope="module")
+def served(cluster: Settings, digits: Digits, base_url: str) -> Iterator[str]:
+    control.deploy(
+        {
+            "model": MODEL,
+            "batching": {"max_batch_size": 16, "max_wait_ms": 2},
+            "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+        },
+        cluster,
+    )
+    yield f"{base_url}/v2/models/{MODEL}"
+    control.undeploy(MODEL, cluster)
+
+
+def infer_body(rows: np.ndarray, request_id: str = "t") -> dict[str, object]:
+    return {
+        "id": request_id,
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(rows.shape),
+                "datatype": "FP32",
+                "data": rows.reshape(-1).tolist(),
+            }
+        ],
+    }
+
+
+def labels_of(answer: httpx.Response) -> list[int]:
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o for o in answer.json()["outputs"]}
+    return list(outputs["label"]["data"])
+
+
+def test_served_labels_match_offline_model(served: str, digits: Digits) -> None:
+    with httpx.Client(timeout=30) as client:
+        whole = labels_of(client.post(f"{served}/infer", json=infer_body(digits.x_val)))
+        one_by_one = [
+            labels_of(client.post(f"{served}/infer", json=infer_body(digits.x_val[i : i + 1])))[0]
+            for i in range(0, 40)
+        ]
+    assert whole == digits.offline[1].tolist()
+    assert one_by_one == digits.offline[1][:40].tolist()
+    assert (np.asarray(whole) == digits.y_val).mean() >= 0.95
+
+
+def test_metadata_health_and_unknown_paths(served: str, base_url: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        assert client.get(f"{base_url}/v2/health/live").status_code == 200
+        assert client.get(f"{base_url}/v2/health/ready").status_code == 200
+        meta = client.get(served).json()
+        assert meta["name"] == MODEL and meta["versions"] == ["1"]
+        assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
+        assert client.get(f"{served}/ready").status_code == 200
+        assert client.get(f"{served}/versions/production/ready").status_code == 200
+        for url in (f"{base_url}/v2/models/nope/infer", f"{served}/versions/9/ready"):
+            answer = client.get(url)
+            assert answer.status_code == 404 and answer.json()["error"], url
+
+
+def test_bad_inputs_get_4xx_and_the_replica_keeps_serving(served: str, digits: Digits) -> None:
+    good = infer_body(digits.x_val[:2])
+    row = digits.x_val[0].tolist()
+    tensor = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": row}
+    bad: list[tuple[bytes | dict[str, object], int]] = [
+        (b"not json", 400),
+        ({"id": "x"}, 400),
+        ({"inputs": [{**tensor, "name": "pixels"}]}, 400),
+        ({"inputs": [{**tensor, "shape": [2, 64]}]}, 400),
+        ({"inputs": [{**tensor, "shape": [1, 63], "data": row[:63]}]}, 400),
+        ({"inputs": [{**tensor, "datatype": "BYTES"}]}, 400),
+        ({"inputs": [{**tensor, "data": [*row[:63], float("inf")]}]}, 400),
+        ({"inputs": [{**tensor, "shape": [0, 64], "data": []}]}, 400),
+        (infer_body(np.zeros((5000, 64), dtype=np.float32)), 400),
+        (b"{" + b" " * (9 * 1024 * 1024) + b"}", 413),
+    ]
+    with httpx.Client(timeout=60) as client:
+        for body, status in bad:
+            # json.dumps writes the Infinity literal that httpx's json= refuses to send.
+            content = body if isinstance(body, bytes) else json.dumps(body).encode()
+            answer = client.post(f"{served}/infer", content=content)
+            assert answer.status_code == status, (str(body)[:80], answer.text)
+            assert answer.json()["error"]
+            assert labels_of(client.post(f"{served}/infer", json=good))
+
+
+@dataclass
+class LoadLoop:
+    """A bounded closed loop of requests in threads, recording every status."""
+
+    url: str
+    body: dict[str, object]
+    threads: int = 4
+    max_requests: int = 20_000
+    max_seconds: float = 120.0
+    statuses: Counter[int] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    retry_after: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> LoadLoop:
+        deadline = time.monotonic() + self.max_seconds
+        per_thread = self.max_requests // self.threads
+        for _ in range(self.threads):
+            worker = threading.Thread(target=self._run, args=(deadline, per_thread), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def _run(self, deadline: float, count: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for _ in range(count):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    answer = client.post(self.url, json=self.body)
+                except httpx.HTTPError as error:
+                    with self._lock:
+                        self.errors.append(repr(error))
+                    continue
+                with self._lock:
+                    self.statuses[answer.status_code] += 1
+                    if answer.status_code == 503:
+                        self.retry_after.add(answer.headers.get("retry-after", ""))
+                    if answer.status_code == 200:
+                        self.versions[answer.json()["model_version"]] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.statuses.values())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_promote_canary_rollback_under_load_fail_nothing(
+    cluster: Settings, served: str, digits: Digits
+) -> None:
+    spec = {
+        "model": MODEL,
+        "batching": {"max_batch_size": 16, "max_wait_ms": 2},
+        "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+    }
+    with LoadLoop(f"{served}/infer", infer_body(digits.x_val[:4]), threads=3) as load:
+        wait_for(lambda: load.total() >= 50, 30, "load to start")
+        assert control.promote(MODEL, 2, cluster, if_better=None) == 1
+        seen = load.versions["2"]
+        wait_for(lambda: load.versions["2"] > seen + 50, 30, "v2 to answer")
+        control.deploy({**spec, "canary": {"version": 1, "weight": 50}}, cluster)
+        seen = load.versions["1"]
+        wait_for(lambda: load.versions["1"] > seen + 30, 30, "the canary to answer")
+        control.deploy(spec, cluster)
+        assert control.rollback(MODEL, cluster) == (2, 1)
+        count = load.total()
+        wait_for(lambda: load.total() > count + 100, 30, "load after rollback")
+    assert load.errors == [] and set(load.statuses) == {200}, (load.statuses, load.errors[:3])
+    with httpx.Client(timeout=30) as client:
+        answer = client.post(f"{served}/infer", json=infer_body(digits.x_val))
+    assert answer.json()["model_version"] == "1"
+    assert labels_of(answer) == digits.offline[1].tolist()
+
+
+def test_promote_if_better_refuses_a_worse_candidate(cluster: Settings, digits: Digits) -> None:
+    registry = Registry.default(cluster)
+    accuracies = {v: registry.manifest(MODEL, v).metrics["val_accuracy"] for v in (1, 2)}
+    worse, better = sorted(accuracies, key=accuracies.__getitem__)
+    registry.set_alias(MODEL, "staging", better)
+    if accuracies[worse] < accuracies[better]:
+        with pytest.raises(Exception, match="refusing to promote"):
+            control.promote(MODEL, worse, cluster, alias="staging", if_better="val_accuracy")
+    assert registry.aliases(MODEL)["staging"] == better
+
+
+def test_auth(
+    cluster: Settings, base_url: str, digits: Digits, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    token_file: Path = tmp_path_factory.mktemp("auth") / "token"
+    token_file.write_text("t0ken-for-tests\n")
+    control.deploy(
+        {
+            "model": "digits-secure",
+            "auth": {"token_file": str(token_file)},
+            "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+        },
+        cluster,
+    )
+    url = f"{base_url}/v2/models/digits-secure"
+    body = infer_body(digits.x_val[:1])
+    try:
+        with httpx.Client(timeout=30) as client:
+            assert client.get(f"{base_url}/v2/health/live").status_code == 200
+            assert client.post(f"{url}/infer", json=body).status_code == 401
+            wrong = {"Authorization": "Bearer nope"}
+            assert client.post(f"{url}/infer", json=body, headers=wrong).status_code == 401
+            assert client.get(url, headers=wrong).status_code == 401
+            right = {"Authorization": "Bearer t0ken-for-tests"}
+            answer = client.post(f"{url}/infer", json=body, headers=right)
+            assert labels_of(answer) == digits.offline[1][:1].tolist()
+            assert "t0ken" not in client.post(f"{url}/infer", json=body, headers=wrong).text
+    finally:
+        control.undeploy("digits-secure", cluster)
+
+
+def test_overload_answers_503_with_retry_after(
+    cluster: Settings, base_url: str, digits: Digits
+) -> None:
+    control.deploy(
+        {
+            "model": "digits-tight",
+            "max_ongoing_requests": 1,
+            "max_queued_requests": 1,
+            "batching": {"max_batch_size": 1, "max_wait_ms": 0},
+            "autoscaling": {"min_replicas": 1, "max_replicas": 1},
+        },
+        cluster,
+    )
+    url = f"{base_url}/v2/models/digits-tight/infer"
+    try:
+        with LoadLoop(
+            url, infer_body(digits.x_val), threads=12, max_requests=2400, max_seconds=60
+        ) as load:
+            wait_for(lambda: load.statuses[503] >= 5, 60, "503 answers")
+        assert load.errors == [] and set(load.statuses) <= {200, 503}, load.statuses
+        assert load.retry_after and all(value.isdigit() for value in load.retry_after)
+        with httpx.Client(timeout=30) as client:
+            assert labels_of(client.post(url, json=infer_body(digits.x_val[:1])))
+    finally:
+        control.undeploy("digits-tight", cluster)
+
+
+def running_replicas(app: str) -> int:
+    from ray import serve
+
+    from tandem.serve.app import MODEL_DEPLOYMENT
+
+    status = serve.status().applications[app].deployments[MODEL_DEPLOYMENT]
+    return int(status.replica_states.get("RUNNING", 0))
+
+
+def test_autoscaling_grows_under_load_and_shrinks_after(
+    cluster: Settings, base_url: str, digits: Digits
+) -> None:
+    name = "digits-scale"
+    control.deploy(
+        {
+            "model": name,
+            "max_ongoing_requests": 4,
+            "batching": {"max_batch_size": 4},
+            "autoscaling": {
+                "min_replicas": 1,
+                "max_replicas": 2,
+                "target_ongoing_requests": 1,
+                "upscale_delay_s": 1,
+                "downscale_delay_s": 3,
+            },
+        },
+        cluster,
+    )
+    url = f"{base_url}/v2/models/{name}/infer"
+    peak = 0
+    try:
+        with LoadLoop(url, infer_body(digits.x_val), threads=8, max_seconds=90) as load:
+
+            def grown() -> bool:
+                nonlocal peak
+                peak = max(peak, running_replicas(name))
+                return peak == 2
+
+            wait_for(grown, 80, "a second replica under load")
+        assert load.errors == [] and set(load.statuses) == {200}, load.statuses
+        wait_for(lambda: running_replicas(name) == 1, 60, "scale-down after the load")
+        assert peak <= 2
+    finally:
+        control.undeploy(name, cluster)
