@@ -48,6 +48,13 @@ class Settings:
         """Default fsspec root for runs and the registry."""
         return str(self.home / "storage")
 
+    def resolve_uri(self, uri: str) -> str:
+        """A relative local path is taken relative to the Tandem home, so a job
+        finds its data whatever its working directory (Ray jobs run in a copy)."""
+        if "://" in uri or Path(uri).expanduser().is_absolute():
+            return str(Path(uri).expanduser()) if "://" not in uri else uri
+        return str(self.home / uri)
+
     @property
     def auth_token_path(self) -> Path:
         return self.home / "auth_token"

@@ -103,6 +103,10 @@ def cluster_env(settings: Settings) -> dict[str, str]:
         # Job entrypoints say `python ...`: make that this environment's Python.
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Idle workers started ahead of demand cost seconds of CPU each on a
+        # small machine; start workers only when work asks for them.
+        "RAY_enable_worker_prestart": "0",
+        "RAY_prestart_worker_first_driver": "0",
     }
 
 
@@ -126,7 +130,9 @@ def node_command(plan: NodePlan, layout: EmbeddedLayout, index: int, temp_dir: P
             f"--temp-dir={temp_dir}",
         ]
     else:
-        command.append(f"--address={LOOPBACK}:{ports.gcs}")
+        # All nodes share one session folder; one log monitor (the head's)
+        # is enough, more would print every worker line once per node.
+        command += [f"--address={LOOPBACK}:{ports.gcs}", "--include-log-monitor=False"]
     command += [f"--{flag}={port}" for flag, port in ports.node_ports(index).items()]
     command += [
         f"--node-ip-address={LOOPBACK}",

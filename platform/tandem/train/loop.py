@@ -1,0 +1,225 @@
+"""The training loop each Ray Train worker runs. Reads top to bottom.
+
+Per epoch: stream this worker's shard as torch batches (prefetched, so reading
+overlaps compute), step the DDP model, time how long each step waited for its
+batch, evaluate on the validation shard, then report metrics and (every
+``checkpoint.every_epochs``) a checkpoint. On restart it resumes after the
+last checkpointed epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from tandem.models import build_model
+from tandem.train import checkpoint
+
+PREFETCH_BATCHES = 4
+
+
+class LoopConfig(BaseModel):
+    """Everything the loop needs, passed to workers as a plain dict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factory: str
+    kwargs: dict[str, Any]
+    in_features: int
+    out_features: int
+    task: Literal["classification", "regression"]
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: Literal["adam", "adamw", "sgd"]
+    weight_decay: float
+    seed: int
+    every_epochs: int
+    threads: int
+
+
+def make_optimizer(params: Any, cfg: LoopConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def loss_fn(task: str) -> nn.Module:
+    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+
+def _targets(y: torch.Tensor, task: str) -> torch.Tensor:
+    return y.long() if task == "classification" else y.float().view(-1, 1)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    shard: Any,
+    cfg: LoopConfig,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
+    model.train()
+    criterion = loss_fn(cfg.task)
+    batches = shard.iter_torch_batches(
+        batch_size=cfg.batch_size,
+        prefetch_batches=PREFETCH_BATCHES,
+        device=device,
+        local_shuffle_buffer_size=cfg.batch_size * 8,
+        local_shuffle_seed=cfg.seed + epoch,
+    )
+    samples, loss_sum, waited = 0, 0.0, 0.0
+    started = time.perf_counter()
+    iterator = iter(batches)
+    while True:
+        before = time.perf_counter()
+        batch = next(iterator, None)
+        waited += time.perf_counter() - before
+        if batch is None:
+            break
+        x, y = batch["x"], _targets(batch["y"], cfg.task)
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        samples += len(x)
+        loss_sum += loss.item() * len(x)
+    elapsed = time.perf_counter() - started
+    return {"samples": samples, "loss_sum": loss_sum, "wait_s": waited, "elapsed_s": elapsed}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, shard: Any, cfg: LoopConfig, device: torch.device) -> torch.Tensor:
+    """This worker's ``[count, loss_sum, correct, squared_error]`` on its validation shard."""
+    model.eval()
+    criterion = loss_fn(cfg.task)
+    totals = torch.zeros(4, dtype=torch.float64, device=device)
+    for batch in shard.iter_torch_batches(batch_size=1024, device=device):
+        x, y = batch["x"], _targets(batch["y"], cfg.task)
+        out = model(x)
+        totals[0] += len(x)
+        totals[1] += criterion(out, y).item() * len(x)
+        if cfg.task == "classification":
+            totals[2] += (out.argmax(dim=1) == y).sum()
+        else:
+            totals[3] += ((out - y) ** 2).sum()
+    return totals
+
+
+def _all_reduce(
+    values: torch.Tensor, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM
+) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(values, op=op)
+    return values
+
+
+def epoch_metrics(
+    epoch: int, train: dict[str, float], val: torch.Tensor, task: str, device: torch.device
+) -> dict[str, float]:
+    sums = _all_reduce(
+        torch.tensor([train["samples"], train["loss_sum"]], dtype=torch.float64, device=device)
+    )
+    slowest = _all_reduce(
+        torch.tensor([train["elapsed_s"]], dtype=torch.float64, device=device), dist.ReduceOp.MAX
+    )
+    val = _all_reduce(val)
+    count = max(float(val[0]), 1.0)
+    metrics = {
+        "epoch": float(epoch),
+        "train_loss": float(sums[1]) / max(float(sums[0]), 1.0),
+        "val_loss": float(val[1]) / count,
+        "samples_per_s": float(sums[0]) / max(float(slowest[0]), 1e-9),
+        "data_wait_fraction": train["wait_s"] / max(train["elapsed_s"], 1e-9),
+    }
+    if task == "classification":
+        metrics["val_accuracy"] = float(val[2]) / count
+    else:
+        metrics["val_rmse"] = (float(val[3]) / count) ** 0.5
+    return metrics
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    cfg = LoopConfig.model_validate(config)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, min(cfg.threads, len(os.sched_getaffinity(0)))))
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    device = ray.train.torch.get_device()
+
+    model = build_model(cfg.factory, cfg.kwargs, cfg.in_features, cfg.out_features)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    start_epoch = 0
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            state = checkpoint.load(Path(folder))
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        start_epoch = state.epoch + 1
+        if rank == 0:
+            print(f"resumed from the checkpoint of epoch {state.epoch + 1}", flush=True)
+    model = ray.train.torch.prepare_model(model)
+    _move_optimizer_state(optimizer, device)
+
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("validation")
+    for epoch in range(start_epoch, cfg.epochs):
+        train_stats = train_epoch(model, optimizer, train_shard, cfg, device, epoch)
+        metrics = epoch_metrics(
+            epoch, train_stats, evaluate(model, val_shard, cfg, device), cfg.task, device
+        )
+        if rank == 0:
+            print(progress_line(epoch, cfg.epochs, metrics), flush=True)
+        last = epoch == cfg.epochs - 1
+        if (epoch + 1) % cfg.every_epochs == 0 or last:
+            with tempfile.TemporaryDirectory() as folder:
+                saved = None
+                if rank == 0:
+                    state = checkpoint.TrainState(
+                        epoch=epoch,
+                        model=_unwrap(model).state_dict(),
+                        optimizer=optimizer.state_dict(),
+                        metrics=metrics,
+                    )
+                    checkpoint.save(Path(folder), state)
+                    saved = ray.train.Checkpoint.from_directory(folder)
+                ray.train.report(metrics, checkpoint=saved)
+        else:
+            ray.train.report(metrics)
+
+
+def progress_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
+    score = (
+        f"val_accuracy={metrics['val_accuracy']:.4f}"
+        if "val_accuracy" in metrics
+        else f"val_rmse={metrics['val_rmse']:.4f}"
+    )
+    return (
+        f"epoch {epoch + 1}/{epochs} train_loss={metrics['train_loss']:.4f} {score} "
+        f"samples/s={metrics['samples_per_s']:.0f} "
+        f"data_wait={100 * metrics['data_wait_fraction']:.1f}%"
+    )
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for values in optimizer.state.values():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor) and name != "step":
+                values[name] = value.to(device)

@@ -1,0 +1,86 @@
+"""The Ray Train seam: a ``TorchTrainer`` in the train pool. All Ray Train calls live here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from tandem.cluster.pools import pool_resources
+from tandem.data.ingest import PreparedData
+from tandem.specs.train import TrainJobSpec
+from tandem.train import checkpoint
+from tandem.train.loop import LoopConfig, train_loop_per_worker
+from tandem.train.runs import RunStore
+
+
+@dataclass(frozen=True)
+class FitResult:
+    best: checkpoint.TrainState
+    best_uri: str
+    last_metrics: dict[str, float]
+
+
+def score_metric(task: str) -> tuple[str, Literal["max", "min"]]:
+    """The validation metric that ranks checkpoints, and whether higher is better."""
+    return ("val_accuracy", "max") if task == "classification" else ("val_rmse", "min")
+
+
+def loop_config(spec: TrainJobSpec, data: PreparedData) -> LoopConfig:
+    classes = data.classes
+    return LoopConfig(
+        factory=spec.model.factory,
+        kwargs=spec.model.kwargs,
+        in_features=data.input.num_features,
+        out_features=len(classes) if classes is not None else 1,
+        task=spec.task,
+        epochs=spec.train.epochs,
+        batch_size=spec.train.batch_size,
+        lr=spec.train.lr,
+        optimizer=spec.train.optimizer,
+        weight_decay=spec.train.weight_decay,
+        seed=spec.train.seed,
+        every_epochs=spec.checkpoint.every_epochs,
+        threads=max(1, int(spec.scaling.cpus_per_worker)),
+    )
+
+
+def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> FitResult:
+    """Train with ``num_workers`` DDP workers; a run id with checkpoints resumes from them."""
+    metric, order = score_metric(spec.task)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config(spec, data).model_dump(),
+        torch_config=TorchConfig(backend="nccl" if spec.scaling.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=spec.scaling.num_workers,
+            use_gpu=spec.scaling.use_gpu,
+            resources_per_worker={"CPU": spec.scaling.cpus_per_worker, **pool_resources("train")},
+        ),
+        run_config=RunConfig(
+            name=run_id,
+            storage_path=runs.uri if runs.arrow_fs is None else runs.root,
+            storage_filesystem=runs.arrow_fs,
+            failure_config=FailureConfig(max_failures=spec.failure.max_failures),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=spec.checkpoint.keep,
+                checkpoint_score_attribute=metric,
+                checkpoint_score_order=order,
+            ),
+        ),
+        datasets={"train": data.train, "validation": data.validation},
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    assert result.best_checkpoints, "the loop always checkpoints the last epoch"
+    best_checkpoint, _ = max(
+        result.best_checkpoints,
+        key=lambda pair: pair[1][metric] if order == "max" else -pair[1][metric],
+    )
+    with best_checkpoint.as_directory() as folder:
+        best = checkpoint.load(Path(folder))
+    return FitResult(best=best, best_uri=best_checkpoint.path, last_metrics=dict(result.metrics or {}))
