@@ -91,11 +91,11 @@ def test_health_check_fails_on_broken_weights() -> None:
 def test_grouped_batch_runs_each_version_and_keeps_request_order() -> None:
     runners = {1: toy(1, seed=0), 2: toy(2, seed=1)}
     rows = np.random.default_rng(1).normal(size=(6, FEATURES)).astype(np.float32)
-    requests = [(1, rows[:2]), (2, rows[2:3]), (1, rows[3:6])]
-    results = run_grouped(runners, requests)
+    requests = [(runners[1], rows[:2]), (runners[2], rows[2:3]), (runners[1], rows[3:6])]
+    results = run_grouped(requests)
     assert [len(r["label"]) for r in results] == [2, 1, 3]
-    for (version, part), result in zip(requests, results, strict=True):
-        alone = runners[version].predict(part)
+    for (runner, part), result in zip(requests, results, strict=True):
+        alone = runner.predict(part)
         np.testing.assert_allclose(result["probabilities"], alone["probabilities"], rtol=1e-5)
 
 

@@ -41,7 +41,7 @@ GATEWAY_DEPLOYMENT = "Gateway"
 GATEWAY_ROUTE = "/"
 RETRY_AFTER_S = 1.0
 HEALTH_CHECK_PERIOD_S = 5.0
-BatchItem = tuple[int, np.ndarray, float]
+BatchItem = tuple[ModelRunner, np.ndarray, float]
 
 
 def route_prefix(model: str) -> str:
@@ -117,17 +117,17 @@ class ModelServer:
         )
         return response
 
-    async def _predict(self, version: int, rows: np.ndarray) -> Outputs:
-        result: Outputs = await self._predict_batch((version, rows, time.perf_counter()))
+    async def _predict(self, runner: ModelRunner, rows: np.ndarray) -> Outputs:
+        result: Outputs = await self._predict_batch((runner, rows, time.perf_counter()))
         return result
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def _predict_batch(self, items: list[BatchItem]) -> list[Outputs]:
         now = time.perf_counter()
-        for version in {v for v, _, _ in items}:
-            waits = [(now - t) * 1000 for v, _, t in items if v == version]
+        for version in {r.version for r, _, _ in items}:
+            waits = [(now - t) * 1000 for r, _, t in items if r.version == version]
             self._metrics.batch(version, len(waits), waits)
-        return run_grouped(self._service.runners, [(v, rows) for v, rows, _ in items])
+        return run_grouped([(runner, rows) for runner, rows, _ in items])
 
     def check_health(self) -> None:
         for runner in self._service.runners.values():

@@ -28,8 +28,8 @@ def plain_app(runner: ModelRunner, max_rows: int = 4096, max_body_bytes: int = 8
     service = ModelService(name, BearerAuth(None), max_rows, max_body_bytes)
     service.swap(LiveVersions(default=runner.version), {runner.version: runner})
 
-    async def predict(version: int, rows: np.ndarray) -> Outputs:
-        return service.runners[version].predict(rows)
+    async def predict(runner: ModelRunner, rows: np.ndarray) -> Outputs:
+        return runner.predict(rows)
 
     prefix = f"/v2/models/{name}"
 

@@ -30,8 +30,8 @@ NOT_FOUND = 404
 JSON = "application/json"
 
 Outputs = dict[str, np.ndarray]
-Predict = Callable[[int, np.ndarray], Awaitable[Outputs]]
-"""``(version, rows) -> outputs``: the batcher in a replica, a direct call elsewhere."""
+Predict = Callable[[ModelRunner, np.ndarray], Awaitable[Outputs]]
+"""``(runner, rows) -> outputs``: the batcher in a replica, a direct call elsewhere."""
 
 
 class Action(Enum):
@@ -112,17 +112,17 @@ class ModelService:
         self._auth = auth
         self._max_rows = max_rows
         self._max_body_bytes = max_body_bytes
-        self._runners: dict[int, ModelRunner] = {}
-        self._live: LiveVersions | None = None
+        self._state: tuple[LiveVersions, dict[int, ModelRunner]] | None = None
 
     @property
     def runners(self) -> dict[int, ModelRunner]:
-        return self._runners
+        return {} if self._state is None else self._state[1]
 
     def swap(self, live: LiveVersions, runners: dict[int, ModelRunner]) -> None:
-        """Atomically switch to new versions (called between requests on the event loop)."""
+        """Switch to new versions with one assignment, so a request sees old or new, never
+        a mix; requests already holding an old runner finish on it."""
         assert set(runners) == set(live.loaded())
-        self._runners, self._live = runners, live
+        self._state = (live, runners)
 
     async def handle(self, request: Request, predict: Predict) -> tuple[Response, Outcome]:
         try:
@@ -135,23 +135,22 @@ class ModelService:
     async def _handle(self, request: Request, predict: Predict) -> tuple[Response, Outcome]:
         self._auth.check(request.headers.get("authorization"))
         route = parse_route(request.method, relative_path(request.scope))
-        live = self._live
-        assert live is not None, "the replica is not reconfigured with its versions yet"
+        assert self._state is not None, "the replica is not reconfigured with its versions yet"
+        live, runners = self._state
         if route.action is Action.INFER:
             body = await read_body(request, self._max_body_bytes)
-            version = live.pick(route.version, random.random())
-            manifest = self._runners[version].manifest
-            parsed = protocol.parse_infer_request(body, manifest, self._max_rows)
-            outputs = await predict(version, parsed.rows)
-            payload = protocol.infer_response(manifest, parsed, outputs)
-            return json_response(200, payload), Outcome(200, version)
+            runner = runners[live.pick(route.version, random.random())]
+            parsed = protocol.parse_infer_request(body, runner.manifest, self._max_rows)
+            outputs = await predict(runner, parsed.rows)
+            payload = protocol.infer_response(runner.manifest, parsed, outputs)
+            return json_response(200, payload), Outcome(200, runner.version)
         version = live.default if route.version is None else live.resolve(route.version)
         if route.action is Action.READY:
             # Serve routes traffic here only once __init__ (with its warm-up pass) returned.
             ready = {"name": self.model, "version": str(version), "ready": True}
             return json_response(200, json.dumps(ready).encode()), Outcome(200, version)
         versions = sorted(live.loaded())
-        metadata = protocol.model_metadata(self._runners[version].manifest, versions)
+        metadata = protocol.model_metadata(runners[version].manifest, versions)
         return json_response(200, json.dumps(metadata).encode()), Outcome(200, version)
 
 
@@ -164,15 +163,13 @@ def split_outputs(outputs: Outputs, counts: Sequence[int]) -> list[Outputs]:
     ]
 
 
-def run_grouped(
-    runners: dict[int, ModelRunner], requests: Sequence[tuple[int, np.ndarray]]
-) -> list[Outputs]:
-    """Run a mixed batch: one forward pass per version, results in request order."""
+def run_grouped(requests: Sequence[tuple[ModelRunner, np.ndarray]]) -> list[Outputs]:
+    """Run a mixed batch: one forward pass per runner (version), results in request order."""
     results: list[Outputs | None] = [None] * len(requests)
-    for version in {v for v, _ in requests}:
-        indices = [i for i, (v, _) in enumerate(requests) if v == version]
+    for runner in {id(r): r for r, _ in requests}.values():
+        indices = [i for i, (r, _) in enumerate(requests) if r is runner]
         rows = np.concatenate([requests[i][1] for i in indices])
-        outputs = runners[version].predict(rows)
+        outputs = runner.predict(rows)
         counts = [len(requests[i][1]) for i in indices]
         for index, piece in zip(indices, split_outputs(outputs, counts), strict=True):
             results[index] = piece
