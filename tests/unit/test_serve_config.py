@@ -1,0 +1,64 @@
+"""What Tandem hands Ray Serve, checked without a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tandem.cluster.layout import PortPlan
+from tandem.serve.app import deployment_options
+from tandem.serve.control import deployed_spec, model_app_config
+from tandem.serve.ingress import serve_env
+from tandem.serve.routing import CanaryTarget, LiveVersions
+from tandem.settings import Settings
+from tandem.specs.cluster import pool_resource
+from tandem.specs.deployment import DeploymentSpec
+
+SPEC = DeploymentSpec.model_validate(
+    {
+        "model": "digits",
+        "version": "production",
+        "batching": {"max_batch_size": 8, "max_wait_ms": 3},
+        "autoscaling": {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 4},
+        "max_ongoing_requests": 16,
+        "max_queued_requests": 10,
+        "cpus_per_replica": 1.5,
+        "canary": {"version": 2, "weight": 10},
+    }
+)
+LIVE = LiveVersions(default=1, canary=CanaryTarget(version=2, weight=10), aliases={"production": 1})
+
+
+def test_deployment_options_follow_the_spec() -> None:
+    options = deployment_options(SPEC, LIVE)
+    assert options["max_ongoing_requests"] == 16 and options["max_queued_requests"] == 10
+    assert options["backpressure_config"]["status_code"] == 503
+    assert options["backpressure_config"]["retry_after_s"] > 0
+    assert options["autoscaling_config"]["max_replicas"] == 3
+    assert options["ray_actor_options"]["num_cpus"] == 1.5
+    assert pool_resource("serve") in options["ray_actor_options"]["resources"]
+    assert LiveVersions.model_validate(options["user_config"]) == LIVE
+
+
+def test_canary_travels_only_in_user_config_and_round_trips() -> None:
+    config = model_app_config(SPEC, LIVE)
+    assert "canary" not in config["args"]  # args changes restart replicas; user_config does not
+    assert config["route_prefix"] == "/v2/models/digits"
+    spec, live = deployed_spec(config)
+    assert live == LIVE
+    assert spec.canary is not None and (spec.canary.version, spec.canary.weight) == (2, 10)
+    assert spec.batching == SPEC.batching
+
+
+def test_haproxy_env_stays_inside_the_clusters_ports_and_folders() -> None:
+    settings = Settings.from_env()
+    env = serve_env(
+        Settings(settings.home, None, 21000, None, settings.cluster_file), Path("/tmp/t-x")
+    )
+    low, high = PortPlan(21000).direct_ingress_range()
+    ports = [int(v) for k, v in env.items() if k.endswith("_PORT")]
+    ports += [int(v) for k, v in env.items() if "_MIN_" in k or "_MAX_" in k]
+    assert all(21000 <= p < 22000 for p in ports)
+    assert int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]) == low
+    assert int(env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"]) == high
+    paths = [v for k, v in env.items() if k.endswith(("_LOC", "_PATH", "_BASE", "_FILE"))]
+    assert paths and all(p.startswith("/tmp/t-x/haproxy") for p in paths)
