@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any
 
 import numpy as np
 import ray.data
@@ -61,16 +60,17 @@ def check(spec: DatasetSpec, task: str) -> CheckedData:
     return CheckedData(train, validation, width, list_column)
 
 
-def _remote_args() -> dict[str, Any]:
-    return {"resources": pool_resources(POOL)}
-
-
 def _read(source: ParquetSource, spec: DatasetSpec) -> Dataset:
+    # Ray Data's V2 Parquet source lists files in a task that ignores the
+    # caller's resources, so it could run on any pool's cores; the V1 source
+    # reads footers in the driver (head, never serve) and runs every read task
+    # with the resources asked for here.
+    ray.data.DataContext.get_current().use_datasource_v2 = False
     return ray.data.read_parquet(
         list(source.files),
         filesystem=source.arrow_fs,
         columns=[*spec.features, spec.label],
-        ray_remote_args=_remote_args(),
+        resources=pool_resources(POOL),
     )
 
 
@@ -88,10 +88,12 @@ class PartialMoments:
             "total": m.total[None, :],
             "squares": m.squares[None, :],
             "labels": np.array([sorted(m.labels)], dtype=object),
+            "first_row": feature_matrix(batch, self.features)[:1],
         }
 
 
-def _fit(train: Dataset, spec: DatasetSpec, task: str) -> Moments:
+def _fit(train: Dataset, spec: DatasetSpec, task: str) -> tuple[Moments, list[float]]:
+    """Moments of the whole split and its first row (the manifest's example), in one pass."""
     rows = train.map_batches(
         PartialMoments(spec.features, spec.label, task),
         batch_format="numpy",
@@ -102,7 +104,7 @@ def _fit(train: Dataset, spec: DatasetSpec, task: str) -> Moments:
         Moments(int(r["count"]), np.asarray(r["total"]), np.asarray(r["squares"]), set(r["labels"]))
         for r in rows
     ]
-    return reduce(Moments.merge, parts)
+    return reduce(Moments.merge, parts), np.asarray(rows[0]["first_row"]).tolist()
 
 
 class ToTensors:
@@ -132,13 +134,11 @@ def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> Pr
         train, validation = train.train_test_split(
             test_size=spec.validation_fraction, shuffle=True, seed=seed
         )
-    moments = _fit(train, spec, task)
+    moments, example = _fit(train, spec, task)
     mean, std = moments.mean_std()
     classes = sorted(moments.labels) if task == "classification" else None
     transform = Transform.create(mean, std, classes)
     to_tensors = ToTensors(transform, spec.features, spec.label)
-    first = train.take(1)[0]
-    example = feature_matrix({k: np.asarray([v]) for k, v in first.items()}, spec.features)[0]
     features = (
         spec.features
         if checked.list_column is None
@@ -162,7 +162,7 @@ def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> Pr
         input=InputSchema(features=features, source_column=checked.list_column),
         preprocessing=Preprocessing(mean=mean, std=std),
         classes=classes,
-        example=example.tolist(),
+        example=example,
         refs=refs,
         train_rows=moments.count,
     )

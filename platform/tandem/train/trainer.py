@@ -21,7 +21,8 @@ from tandem.train.runs import RunStore
 class FitResult:
     best: checkpoint.TrainState
     best_uri: str
-    last_metrics: dict[str, float]
+    history: list[dict[str, float]]
+    """Metrics of the retained checkpoints, oldest epoch first."""
 
 
 def score_metric(task: str) -> tuple[str, Literal["max", "min"]]:
@@ -83,4 +84,5 @@ def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> 
     )
     with best_checkpoint.as_directory() as folder:
         best = checkpoint.load(Path(folder))
-    return FitResult(best=best, best_uri=best_checkpoint.path, last_metrics=dict(result.metrics or {}))
+    history = sorted((dict(m) for _, m in result.best_checkpoints), key=lambda m: m["epoch"])
+    return FitResult(best=best, best_uri=best_checkpoint.path, history=history)

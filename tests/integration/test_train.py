@@ -1,0 +1,189 @@
+"""Training end to end on a real embedded cluster: Ray's job CLI, a killed worker, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.util import state as ray_state
+
+from tandem.cluster import jobs, local
+from tandem.data import write_digits
+from tandem.data.digits import FEATURES
+from tandem.registry.store import Registry
+from tandem.settings import Settings
+
+pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def job_spec(name: str, **train: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "dataset": {
+            "train": "data/digits/train.parquet",  # relative: under TANDEM_HOME
+            "validation": "data/digits/validation.parquet",
+            "features": FEATURES,
+            "label": "label",
+        },
+        "task": "classification",
+        "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": [128, 64]}},
+        "train": {
+            "epochs": 12,
+            "batch_size": 64,
+            "lr": 0.003,
+            "optimizer": "adam",
+            "seed": 0,
+            **train,
+        },
+        "scaling": {"num_workers": 2, "use_gpu": False, "cpus_per_worker": 1},
+        "checkpoint": {"every_epochs": 1, "keep": 3},
+        "failure": {"max_failures": 3},
+    }
+
+
+@pytest.fixture(scope="module")
+def digits(cluster: Settings) -> Settings:
+    write_digits(str(cluster.home / "data" / "digits"))
+    return cluster
+
+
+def ray_cli_env(settings: Settings) -> dict[str, str]:
+    exports = subprocess.run(
+        [str(BIN / "tandem"), "env"], capture_output=True, text=True, check=True
+    ).stdout
+    env = os.environ.copy()
+    for line in exports.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'")
+    return env
+
+
+def epochs_trained(logs: str) -> Counter[int]:
+    """How often each epoch was trained: attempts are split at each resume line."""
+    counts: Counter[int] = Counter()
+    for attempt in re.split(r"resumed from the checkpoint of epoch \d+", logs):
+        counts.update({int(e) for e in re.findall(r"epoch (\d+)/\d+ train_loss", attempt)})
+    return counts
+
+
+def test_ray_job_submit_trains_and_registers_a_complete_version(
+    digits: Settings, tmp_path: Path
+) -> None:
+    spec_path = tmp_path / "digits-mlp.yaml"
+    spec_path.write_text(yaml.safe_dump(job_spec("digits-mlp")))
+    result = subprocess.run(
+        [
+            str(BIN / "ray"),
+            "job",
+            "submit",
+            "--working-dir",
+            str(REPO),
+            "--",
+            "python",
+            "jobs/train.py",
+            str(spec_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=ray_cli_env(digits),
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"epoch 12/12 .*samples/s=\d+ data_wait=[\d.]+%", result.stdout)
+    registry = Registry.default(digits)
+    manifest, weights = registry.load_weights("digits-mlp", "latest")
+    assert manifest.metrics["val_accuracy"] >= 0.95
+    assert manifest.classes == list(range(10))
+    assert manifest.input.features == FEATURES and len(manifest.preprocessing.mean) == 64
+    assert len(manifest.example) == 64 and manifest.weights.sha256
+    lineage = manifest.lineage
+    assert lineage.submission_id and lineage.submission_id.startswith("raysubmit_")
+    assert [d.uri for d in lineage.datasets] == [
+        str(digits.home / "data/digits/train.parquet"),
+        str(digits.home / "data/digits/validation.parquet"),
+    ]
+    assert all(len(d.fingerprint) == 64 for d in lineage.datasets)
+    assert lineage.ray_version and lineage.torch_version and len(lineage.spec_sha256) == 64
+    assert set(weights) and all(t.dtype.is_floating_point for t in weights.values())
+
+
+def train_workers(settings: Settings) -> list[int]:
+    state = local.ClusterState.read(settings)
+    assert state is not None
+    actors = ray_state.list_actors(
+        address=state.gcs_address,
+        filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
+    )
+    return [a.pid for a in actors if a.pid]
+
+
+def submit(settings: Settings, spec: dict[str, object], *flags: str) -> jobs.JobHandle:
+    command = f"python -m tandem.train.main --spec-json '{json.dumps(spec)}' {' '.join(flags)}"
+    return jobs.submit(settings, command)
+
+
+def wait_for_log(handle: jobs.JobHandle, pattern: str, timeout_s: float = 600) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        logs = handle.logs()
+        if re.search(pattern, logs):
+            return logs
+        assert handle.status() not in ("FAILED", "STOPPED", "SUCCEEDED"), logs[-3000:]
+        time.sleep(1)
+    raise AssertionError(f"{pattern!r} never appeared in the job logs")
+
+
+def test_killed_worker_resumes_from_its_last_checkpoint(digits: Settings) -> None:
+    handle = submit(digits, job_spec("digits-chaos", epochs=16))
+    wait_for_log(handle, r"epoch 4/16 train_loss")
+    victims = train_workers(digits)
+    assert len(victims) == 2
+    os.kill(victims[-1], signal.SIGKILL)
+    handle.wait(timeout_s=900)
+    logs = handle.logs()
+    assert re.search(r"resumed from the checkpoint of epoch \d+", logs), logs[-3000:]
+    trained = epochs_trained(logs)
+    assert set(trained) == set(range(1, 17))
+    assert max(trained.values()) <= 2, trained
+    manifest, _ = Registry.default(digits).load_weights("digits-chaos", "latest")
+    assert manifest.metrics["val_accuracy"] > 0.9
+
+
+def test_resume_continues_the_last_unfinished_run(digits: Settings) -> None:
+    spec = job_spec("digits-resume", epochs=40, lr=0.0005)
+    first = submit(digits, spec)
+    wait_for_log(first, r"epoch 3/40 train_loss")
+    first.stop()
+    with pytest.raises(Exception, match="STOPPED"):
+        first.wait(timeout_s=120)
+    second = submit(digits, {**spec, "train": {**spec["train"], "epochs": 6}}, "--resume")  # type: ignore[dict-item]
+    second.wait(timeout_s=900)
+    logs = second.logs()
+    match = re.search(r"resumed from the checkpoint of epoch (\d+)", logs)
+    assert match and int(match.group(1)) >= 3, logs[-3000:]
+    assert "epoch 1/6 train_loss" not in logs
+
+
+def test_bad_feature_column_fails_before_submission(digits: Settings, tmp_path: Path) -> None:
+    spec = job_spec("digits-bad")
+    spec["dataset"]["features"] = [*FEATURES[:3], "pixel_99"]  # type: ignore[index]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    before = len(jobs.list_jobs(digits))
+    result = subprocess.run(
+        [str(BIN / "tandem"), "train", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "dataset.features: column 'pixel_99' is not in the Parquet schema" in result.stderr
+    assert len(jobs.list_jobs(digits)) == before
