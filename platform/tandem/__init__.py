@@ -10,18 +10,23 @@ from tandem.errors import (
     SpecError,
     TandemError,
 )
+from tandem.sdk import AliasMove, Client, Job, ModelSummary
 from tandem.specs import ClusterSpec, DatasetSpec, DeploymentSpec, ModelSpec, TrainJobSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AliasMove",
+    "Client",
     "ClusterError",
     "ClusterSpec",
     "DatasetSpec",
     "DeploymentSpec",
     "IntegrityError",
+    "Job",
     "JobFailedError",
     "ModelSpec",
+    "ModelSummary",
     "NotFoundError",
     "RegistryError",
     "RequestError",

@@ -3,8 +3,11 @@
 from tandem.cli import (  # noqa: F401  (registers commands)
     cluster_commands,
     model_commands,
+    predict_commands,
+    quickstart,
     serve_commands,
     spec_commands,
+    train_commands,
 )
 from tandem.cli.app import app
 

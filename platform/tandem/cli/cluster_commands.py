@@ -93,14 +93,3 @@ def env() -> None:
     }
     for name, value in exports.items():
         print(f"export {name}={shlex.quote(value)}")
-
-
-@app.command()
-@user_errors
-def quickstart() -> None:
-    """Start the embedded cluster and show its pools (the README's `make demo`)."""
-    settings = Settings.from_env()
-    state = session.up(settings)
-    session.connect(settings)
-    show_status(collect(state.gcs_address, state.cores))
-    console.print("The cluster keeps running; stop it with `tandem down`.")

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 
 from tandem.cli.app import app, console, user_errors
-from tandem.registry import Manifest, Registry
-from tandem.settings import Settings
+from tandem.registry import Manifest
+from tandem.sdk import Client
 
 models_app = typer.Typer(help="Browse the versioned model registry.", add_completion=False)
 app.add_typer(models_app, name="models")
-
-
-class ModelRow(BaseModel):
-    """One line of ``tandem models`` (and one object of its ``--json``)."""
-
-    name: str
-    latest: int
-    versions: list[int]
-    aliases: dict[str, int]
 
 
 @models_app.callback(invoke_without_command=True)
@@ -34,19 +25,15 @@ def list_models(
     """List registered models with their latest version and aliases."""
     if ctx.invoked_subcommand is not None:
         return
-    registry = Registry.default(Settings.from_env())
-    rows = []
-    for name in registry.models():
-        versions = registry.versions(name)
-        aliases = registry.aliases(name)
-        rows.append(ModelRow(name=name, latest=versions[-1], versions=versions, aliases=aliases))
+    client = Client()
+    rows = client.models()
     if as_json:
-        typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
         return
     if not rows:
-        console.print(f"no models in {registry.uri}", highlight=False)
+        console.print(f"no models in {client.registry.uri}", highlight=False)
         return
-    table = Table(title=f"models in {registry.uri}")
+    table = Table(title=f"models in {client.registry.uri}")
     for column in ("model", "latest", "versions", "aliases"):
         table.add_column(column)
     for row in rows:
@@ -63,12 +50,12 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the stored manifest.json."),
 ) -> None:
     """Show one version's manifest: task, inputs, metrics, weights and lineage."""
-    registry = Registry.default(Settings.from_env())
-    manifest = registry.manifest(name, version)
+    client = Client()
+    manifest = client.get(name, version)
     if as_json:
         typer.echo(manifest.model_dump_json(indent=2))
         return
-    aliases = [a for a, v in registry.aliases(name).items() if v == manifest.version]
+    aliases = [a for a, v in client.registry.aliases(name).items() if v == manifest.version]
     show_manifest(manifest, aliases)
 
 

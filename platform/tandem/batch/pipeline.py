@@ -1,0 +1,154 @@
+"""Batch inference on Ray Data: read Parquet, score in an actor pool in the batch pool, write.
+
+All of ``tandem.batch``'s Ray calls live here. Every read task and scoring actor
+asks for the ``batch`` pool, so offline scoring never lands on serve cores.
+Scored batches stream back to this driver in input order, which numbers the
+rows and writes one Parquet file; the output (ids and a few outputs per row) is
+far smaller than the input, so the single writer is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import ray.data
+import torch
+from ray.data import ActorPoolStrategy, DataContext
+
+from tandem.batch.config import ROW_INDEX_COLUMN, BatchPredictSpec
+from tandem.batch.output import BatchResult, ScoredParquet
+from tandem.batch.transform import RowIndex, Scorer, input_columns
+from tandem.cluster import session
+from tandem.cluster.pools import pool_resources, usable_cores
+from tandem.data.source import ParquetSource, open_source
+from tandem.errors import SpecError
+from tandem.registry.manifest import Manifest
+from tandem.registry.store import Registry
+from tandem.serve.runner import ModelRunner
+from tandem.settings import Settings
+
+POOL = "batch"
+PROGRESS_EVERY_S = 5.0
+
+Progress = Callable[[int, float], None]
+"""Called with (rows scored so far, seconds since scoring started)."""
+
+
+class ScoringActor:
+    """One actor of the pool: loads the version once (sha256-checked), then scores batches."""
+
+    def __init__(
+        self, storage: str, model: str, version: int, id_column: str | None, actors: int
+    ) -> None:
+        # Actors of one node share its pinned cores; more threads than that only contend.
+        torch.set_num_threads(max(1, usable_cores() // actors))
+        manifest, weights = Registry(storage).load_weights(model, version)
+        self.scorer = Scorer(ModelRunner(manifest, weights), id_column)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.scorer(batch)
+
+
+def check_columns(source: ParquetSource, manifest: Manifest, id_column: str | None) -> list[str]:
+    """Columns to read; ``SpecError`` naming what is missing before anything starts."""
+    wanted = input_columns(manifest) + ([id_column] if id_column is not None else [])
+    names = source.schema().names
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise SpecError(
+            "input",
+            [
+                f"input: column {c!r} is not in {source.uri} (columns: {names[:20]}); "
+                + (
+                    "pass an existing --id-column"
+                    if c == id_column
+                    else f"{manifest.name} "
+                    f"v{manifest.version} was trained on features {manifest.input.features[:5]}…"
+                )
+                for c in missing
+            ],
+        )
+    return wanted
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A spec checked against the registry and the input's schema (no Ray needed)."""
+
+    spec: BatchPredictSpec
+    """The spec with URIs made absolute and ``storage`` filled in."""
+    manifest: Manifest
+    source: ParquetSource
+    columns: list[str]
+
+
+def preflight(spec: BatchPredictSpec, settings: Settings) -> Checked:
+    """Every check that needs no cluster; raises ``SpecError`` / ``NotFoundError``."""
+    resolved = spec.model_copy(
+        update={
+            "input": settings.resolve_uri(spec.input),
+            "output": settings.resolve_uri(spec.output),
+            "storage": settings.resolve_uri(spec.storage) if spec.storage else settings.storage_uri,
+        }
+    )
+    assert resolved.storage is not None
+    manifest = Registry(resolved.storage).manifest(spec.model, spec.version)
+    source = open_source(resolved.input, "input")
+    return Checked(resolved, manifest, source, check_columns(source, manifest, spec.id_column))
+
+
+def run(
+    spec: BatchPredictSpec, settings: Settings, progress: Progress | None = None
+) -> BatchResult:
+    checked = preflight(spec, settings)
+    spec, manifest, source = checked.spec, checked.manifest, checked.source
+    session.connect(settings)
+    context = DataContext.get_current()
+    # The driver numbers rows as batches arrive, so they must arrive in input order.
+    context.execution_options.preserve_order = True
+    # The V2 Parquet source lists files in a task that ignores the resources asked
+    # for below (it could run on serve cores); V1 reads footers in this driver.
+    context.use_datasource_v2 = False
+    scored = ray.data.read_parquet(
+        list(source.files),
+        filesystem=source.arrow_fs,
+        columns=checked.columns,
+        resources=pool_resources(POOL),
+    ).map_batches(
+        ScoringActor,
+        fn_constructor_kwargs={
+            "storage": spec.storage,
+            "model": manifest.name,
+            "version": manifest.version,
+            "id_column": spec.id_column,
+            "actors": spec.max_actors,
+        },
+        batch_size=spec.batch_size,
+        batch_format="numpy",
+        compute=ActorPoolStrategy(min_size=1, max_size=spec.max_actors),
+        num_cpus=spec.cpus_per_actor,
+        resources=pool_resources(POOL),
+    )
+    index = RowIndex(ROW_INDEX_COLUMN) if spec.id_column is None else None
+    started = time.monotonic()
+    reported = started
+    with ScoredParquet(spec.output) as writer:
+        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+            writer.write(index(batch) if index is not None else batch)
+            now = time.monotonic()
+            if progress is not None and now - reported >= PROGRESS_EVERY_S:
+                progress(writer.rows, now - started)
+                reported = now
+        result = BatchResult(
+            model=manifest.name,
+            version=manifest.version,
+            requested=spec.version,
+            rows=writer.rows,
+            seconds=time.monotonic() - started,
+            output=writer.uri,
+        )
+        writer.write_summary(result)
+    return result

@@ -1,0 +1,59 @@
+"""``tandem quickstart``: the README's ``make demo`` from a fresh clone."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from tandem.cli.app import app, console, user_errors
+from tandem.sdk import Client
+from tandem.sdk.quickstart import QuickstartReport, run
+
+# Of the training job's log, only the per-epoch lines tell a newcomer something.
+PROGRESS_LINE = re.compile(r"epoch \d+/\d+ .*|registered .*")
+
+
+class EpochLines:
+    """Prints each progress line of the job's log once (worker lines can arrive twice)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, chunk: str) -> None:
+        for match in PROGRESS_LINE.finditer(chunk):
+            line = match.group(0).strip()
+            if line not in self.seen:
+                self.seen.add(line)
+                console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+def show_report(report: QuickstartReport) -> None:
+    load = report.load
+    offline = report.manifest.metrics.get("val_accuracy", float("nan"))
+    console.print(f"\n[bold]{report.manifest.name} v{report.manifest.version}[/bold] is live")
+    for label, value in {
+        "accuracy offline": f"{offline:.4f} (validation split, at training time)",
+        "accuracy served": f"{load.accuracy:.4f} ({load.correct}/{load.requests} over HTTP)",
+        "throughput": f"{load.requests_per_s:,.0f} req/s",
+        "latency": f"p50 {load.latency_ms(50):.1f} ms, p99 {load.latency_ms(99):.1f} ms",
+        "took": f"{report.seconds:.0f}s",
+    }.items():
+        console.print(f"  {label:<17} {value}", highlight=False)
+    console.print("\nTry it:", highlight=False)
+    console.print(report.curl, highlight=False, markup=False, soft_wrap=True)
+    console.print("\nThe cluster keeps running; stop it with `tandem down`.", highlight=False)
+
+
+@app.command()
+@user_errors
+def quickstart() -> None:
+    """Train, register, promote, deploy and load-test the digits MLP on the embedded cluster."""
+    # Serve narrates every deployment step at INFO; here it would bury the report.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    with Client() as client:
+        report = run(
+            client,
+            say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
+            show_logs=EpochLines(),
+        )
+    show_report(report)

@@ -1,0 +1,330 @@
+"""``Client``: the whole model life cycle from Python, over the embedded or a remote cluster.
+
+Every ``tandem`` command is a thin layer over a method here. Methods that only
+read the registry never start a cluster; the rest start the embedded one when
+it is not running yet (or use the remote one ``address`` names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+from tandem.batch.config import BatchPredictSpec
+from tandem.batch.output import BatchResult, read_summary
+from tandem.batch.pipeline import preflight as batch_preflight
+from tandem.batch.transform import input_columns
+from tandem.cluster import jobs, session
+from tandem.cluster.jobs import JobInfo
+from tandem.data.preprocess import feature_matrix
+from tandem.errors import NotFoundError, SpecError
+from tandem.registry.manifest import Manifest
+from tandem.registry.store import Registry
+from tandem.sdk.entrypoints import batch_entrypoint, train_entrypoint
+from tandem.sdk.handles import Job
+from tandem.sdk.inference import InferenceClient
+from tandem.serve import control
+from tandem.serve.control import Deployed
+from tandem.settings import Settings
+from tandem.specs import DeploymentSpec, TrainJobSpec, load
+from tandem.specs.base import read_yaml
+from tandem.specs.deployment import VersionRef
+from tandem.specs.files import serve_config_deployments, spec_kind
+from tandem.train.job import preflight as train_preflight
+from tandem.train.job import storage_uri, with_resolved_paths
+
+SpecSource = str | Path | dict[str, Any]
+Predictions = dict[str, np.ndarray]
+"""Named model outputs: ``label`` and ``probabilities`` (classification) or ``prediction``."""
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One registered model: its versions and where its aliases point."""
+
+    name: str
+    latest: int
+    versions: list[int]
+    aliases: dict[str, int]
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """An alias that moved (by ``promote`` or ``rollback``)."""
+
+    model: str
+    alias: str
+    version: int
+    previous: int | None
+    """The version the alias named before; ``None`` when it was new."""
+
+
+class Client:
+    """Train, register, promote, deploy and score models on one Tandem cluster.
+
+    ``address``: a remote cluster (its GCS ``host:6379``, or its dashboard
+    ``http://host:8265`` for the jobs API); default ``RAY_ADDRESS``, else the
+    embedded cluster under ``TANDEM_HOME``. ``endpoint``: base URL of the HTTP
+    inference endpoint; default the embedded cluster's Serve port, or port 8000
+    on the remote head. ``token``: bearer token for deployments with ``auth``.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        endpoint: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        settings = Settings.from_env()
+        if address is not None:
+            api = address if address.startswith(("http://", "https://")) else None
+            settings = dataclasses.replace(
+                settings, ray_address=address, api_server_address=api or settings.api_server_address
+            )
+        self.settings = settings
+        self._endpoint = endpoint
+        self._token = token
+        self._inference: InferenceClient | None = None
+        self._input_names: dict[tuple[str, VersionRef | None], str] = {}
+
+    # --- training -------------------------------------------------------------
+
+    def submit(self, spec: TrainJobSpec | SpecSource, resume: bool = False) -> Job[Manifest]:
+        """Check spec and data here, then submit the training job; returns at once.
+
+        The job's result (``wait()``) is the registered version's manifest.
+        """
+        checked = with_resolved_paths(load(TrainJobSpec, spec), self.settings)
+        train_preflight(checked)
+        handle = jobs.submit(self.settings, train_entrypoint(checked, resume))
+        registry = Registry(storage_uri(checked, self.settings))
+        return Job(handle, lambda: _registered_by(registry, checked.name, handle.submission_id))
+
+    def train(
+        self, spec: TrainJobSpec | SpecSource, wait: bool = True, resume: bool = False
+    ) -> Job[Manifest]:
+        """``submit``, then (``wait=True``) block until the version is registered."""
+        job = self.submit(spec, resume=resume)
+        if wait:
+            job.wait()
+        return job
+
+    def jobs(self) -> list[JobInfo]:
+        """Jobs submitted to the cluster, oldest first."""
+        return jobs.list_jobs(self.settings)
+
+    def job(self, submission_id: str) -> Job[None]:
+        """A handle on a job submitted earlier (``NotFoundError`` if the cluster has none)."""
+        return Job(jobs.attach(self.settings, submission_id), lambda: None)
+
+    # --- registry -------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        return Registry.default(self.settings)
+
+    def models(self) -> list[ModelSummary]:
+        registry = self.registry
+        summaries = []
+        for name in registry.models():
+            versions = registry.versions(name)
+            summaries.append(ModelSummary(name, versions[-1], versions, registry.aliases(name)))
+        return summaries
+
+    def versions(self, name: str) -> list[Manifest]:
+        """Every version of ``name``, oldest first."""
+        registry = self.registry
+        registry.resolve(name, "latest")  # NotFoundError naming the known models
+        return [registry.manifest(name, v) for v in registry.versions(name)]
+
+    def get(self, name: str, version: VersionRef = "latest") -> Manifest:
+        """One version's manifest, by number, alias or ``"latest"``."""
+        return self.registry.manifest(name, version)
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str = "production",
+        if_better: str | None = None,
+    ) -> AliasMove:
+        """Point ``alias`` at ``version``; a live deployment that serves the alias follows.
+
+        ``if_better``: a validation metric (e.g. ``val_accuracy``) the version must
+        match or beat against the alias's current version, else ``RegistryError``.
+        """
+        previous = control.promote(name, version, self.settings, alias, if_better)
+        return AliasMove(name, alias, version, previous)
+
+    def rollback(self, name: str, alias: str = "production") -> AliasMove:
+        """Return ``alias`` to the version it named before."""
+        before, after = control.rollback(name, self.settings, alias)
+        return AliasMove(name, alias, after, before)
+
+    # --- serving --------------------------------------------------------------
+
+    def deploy(self, spec: DeploymentSpec | SpecSource) -> list[Deployed]:
+        """Deploy (or update) a model; a Serve config file deploys each of its apps.
+
+        Returns once the replicas serve the resolved versions.
+        """
+        return [control.deploy(parsed, self.settings) for parsed in deployment_specs(spec)]
+
+    def undeploy(self, name: str) -> None:
+        control.undeploy(name, self.settings)
+
+    def deployments(self) -> list[Deployed]:
+        return control.deployments(self.settings)
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the HTTP (Open Inference Protocol v2) endpoint."""
+        if self._endpoint is not None:
+            return self._endpoint
+        if self.settings.embedded:
+            return f"http://127.0.0.1:{control.http_port(self.settings)}"
+        host = urlsplit(f"//{(self.settings.ray_address or '').split('://')[-1]}").hostname
+        return f"http://{host}:{control.REMOTE_HTTP_PORT}"
+
+    def predict(
+        self,
+        name: str,
+        data: np.ndarray | pd.DataFrame | list[list[float]],
+        version: VersionRef | None = None,
+    ) -> Predictions:
+        """Score rows over HTTP (v2 infer); ``version=None`` uses the deployment's default.
+
+        A DataFrame's columns are picked and ordered by the model's features; an
+        array must already be ``[N, F]`` in that order (one row may be 1-D).
+        """
+        if isinstance(data, pd.DataFrame):
+            rows = frame_rows(data, self._served_manifest(name, version))
+        else:
+            rows = np.asarray(data, dtype=np.float32)
+            rows = rows[None, :] if rows.ndim == 1 else rows
+        return self._http().infer(name, rows, self._input_name(name, version), version)
+
+    # --- batch ----------------------------------------------------------------
+
+    def batch_predict(
+        self,
+        model: str,
+        input_uri: str,
+        output_uri: str,
+        version: VersionRef = "latest",
+        id_column: str | None = None,
+        wait: bool = True,
+        **options: Any,
+    ) -> Job[BatchResult]:
+        """Score Parquet at ``input_uri`` as a job in the batch pool; Parquet to ``output_uri``.
+
+        ``options``: further ``BatchPredictSpec`` fields (``batch_size``, ``max_actors``,
+        ``cpus_per_actor``). The job's result (``wait()``) says rows and rows/s.
+        """
+        spec = load(
+            BatchPredictSpec,
+            {
+                "model": model,
+                "version": version,
+                "input": input_uri,
+                "output": output_uri,
+                "id_column": id_column,
+                **options,
+            },
+        )
+        return self.submit_batch(spec, wait=wait)
+
+    def submit_batch(
+        self, spec: BatchPredictSpec | SpecSource, wait: bool = False
+    ) -> Job[BatchResult]:
+        """Check a batch spec here (model, version, input columns), then submit it."""
+        checked = batch_preflight(load(BatchPredictSpec, spec), self.settings).spec
+        handle = jobs.submit(self.settings, batch_entrypoint(checked))
+        job = Job(handle, lambda: read_summary(checked.output))
+        if wait:
+            job.wait()
+        return job
+
+    # --- plumbing -------------------------------------------------------------
+
+    def up(self) -> None:
+        """Start the embedded cluster if it is not running (``tandem up``)."""
+        session.up(self.settings)
+
+    def _http(self) -> InferenceClient:
+        if self._inference is None:
+            self._inference = InferenceClient(self.endpoint, self._token)
+        return self._inference
+
+    def _input_name(self, name: str, version: VersionRef | None) -> str:
+        key = (name, version)
+        if key not in self._input_names:
+            metadata = self._http().metadata(name, version)
+            self._input_names[key] = str(metadata["inputs"][0]["name"])
+        return self._input_names[key]
+
+    def _served_manifest(self, name: str, version: VersionRef | None) -> Manifest:
+        if version is not None:
+            return self.get(name, version)
+        for deployed in self.deployments():
+            if deployed.spec.model == name:
+                return self.get(name, deployed.live.default)
+        raise NotFoundError(f"model {name!r} is not deployed; deploy it or pass version=")
+
+    def close(self) -> None:
+        if self._inference is not None:
+            self._inference.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def deployment_specs(source: DeploymentSpec | SpecSource) -> list[DeploymentSpec]:
+    """A deployment spec (object, dict or YAML), or every Tandem app of a Serve config file."""
+    if isinstance(source, (str, Path)):
+        data = read_yaml(source)
+        if spec_kind(data) == "serve-config":
+            return serve_config_deployments(data, str(source))
+        return [load(DeploymentSpec, data)]
+    return [load(DeploymentSpec, source)]
+
+
+def frame_rows(frame: pd.DataFrame, manifest: Manifest) -> np.ndarray:
+    """``[N, F]`` float32 from a DataFrame's columns, in the order the model was trained on."""
+    columns = input_columns(manifest)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SpecError(
+            "dataframe",
+            [
+                f"columns {missing[:10]} are missing; {manifest.name} v{manifest.version} "
+                f"needs {len(columns)} columns: {columns[:10]}…"
+            ],
+        )
+    return feature_matrix({c: frame[c].to_numpy() for c in columns}, columns)
+
+
+def _registered_by(registry: Registry, name: str, submission_id: str) -> Manifest:
+    """The version a training job registered, found by the job id in its lineage."""
+    for version in reversed(registry.versions(name)):
+        manifest = registry.manifest(name, version)
+        if manifest.lineage.submission_id == submission_id:
+            return manifest
+    raise NotFoundError(
+        f"job {submission_id} succeeded but registered no version of {name!r} in {registry.uri}"
+    )
