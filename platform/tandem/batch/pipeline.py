@@ -54,23 +54,20 @@ class ScoringActor:
 
 def check_columns(source: ParquetSource, manifest: Manifest, id_column: str | None) -> list[str]:
     """Columns to read; ``SpecError`` naming what is missing before anything starts."""
-    wanted = input_columns(manifest) + ([id_column] if id_column is not None else [])
+    features = input_columns(manifest)
+    wanted = features + ([id_column] if id_column is not None else [])
     names = source.schema().names
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise SpecError(
-            "input",
-            [
-                f"input: column {c!r} is not in {source.uri} (columns: {names[:20]}); "
-                + (
-                    "pass an existing --id-column"
-                    if c == id_column
-                    else f"{manifest.name} "
-                    f"v{manifest.version} was trained on features {manifest.input.features[:5]}…"
-                )
-                for c in missing
-            ],
-        )
+    hint = {
+        column: f"{manifest.name} v{manifest.version} needs its training features {features[:5]}…"
+        for column in features
+    } | ({id_column: "name an existing column with --id-column"} if id_column else {})
+    problems = [
+        f"input: column {column!r} is not in {source.uri} (columns: {names[:20]}); {hint[column]}"
+        for column in wanted
+        if column not in names
+    ]
+    if problems:
+        raise SpecError("input", problems)
     return wanted
 
 

@@ -10,11 +10,12 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from tandem.batch.config import parse_model_ref
+from tandem.batch.config import BatchPredictSpec, parse_model_ref
 from tandem.cli.app import app, console, user_errors
 from tandem.cli.train_commands import follow
 from tandem.errors import SpecError
 from tandem.sdk import Client, Predictions
+from tandem.specs import load
 
 SHOWN_ROWS = 20
 
@@ -68,8 +69,7 @@ def predict(
 ) -> None:
     """Score rows on the live HTTP endpoint (Open Inference Protocol v2)."""
     with Client() as client:
-        ref = int(version) if version is not None and version.isdigit() else version
-        outputs = client.predict(name, read_rows(input_file), version=ref)
+        outputs = client.predict(name, read_rows(input_file), version=version)
     if as_json:
         typer.echo(json.dumps({k: v.tolist() for k, v in outputs.items()}))
     else:
@@ -83,23 +83,17 @@ def batch_predict(
     input_uri: str = typer.Argument(..., help="Parquet file or folder (fsspec URI)."),
     output_uri: str = typer.Argument(..., help="Output folder (fsspec URI)."),
     id_column: str | None = typer.Option(None, help="Input column to carry into the output."),
-    batch_size: int = typer.Option(4096, help="Rows per scoring call."),
-    max_actors: int = typer.Option(2, help="Largest scoring actor pool."),
+    batch_size: int | None = typer.Option(None, help="Rows per scoring call (default 4096)."),
+    max_actors: int | None = typer.Option(None, help="Largest scoring actor pool (default 2)."),
     no_follow: bool = typer.Option(False, "--no-follow", help="Submit and return."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Score Parquet in the batch pool as a Ray job; writes Parquet with ids and outputs."""
     name, version = parse_model_ref(model)
-    job = Client().batch_predict(
-        name,
-        input_uri,
-        output_uri,
-        version=version,
-        id_column=id_column,
-        wait=False,
-        batch_size=batch_size,
-        max_actors=max_actors,
-    )
+    given = {"id_column": id_column, "batch_size": batch_size, "max_actors": max_actors}
+    fields = {"model": name, "version": version, "input": input_uri, "output": output_uri}
+    spec = load(BatchPredictSpec, fields | {k: v for k, v in given.items() if v is not None})
+    job = Client().submit_batch(spec)
     console.print(f"submitted {job.submission_id}", highlight=False)
     if no_follow:
         return

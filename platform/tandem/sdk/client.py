@@ -221,24 +221,14 @@ class Client:
         version: VersionRef = "latest",
         id_column: str | None = None,
         wait: bool = True,
-        **options: Any,
     ) -> Job[BatchResult]:
         """Score Parquet at ``input_uri`` as a job in the batch pool; Parquet to ``output_uri``.
 
-        ``options``: further ``BatchPredictSpec`` fields (``batch_size``, ``max_actors``,
-        ``cpus_per_actor``). The job's result (``wait()``) says rows and rows/s.
+        The job's result (``wait()``) says rows and rows/s. For batch size and actor
+        pool width, pass a whole ``BatchPredictSpec`` to ``submit_batch``.
         """
-        spec = load(
-            BatchPredictSpec,
-            {
-                "model": model,
-                "version": version,
-                "input": input_uri,
-                "output": output_uri,
-                "id_column": id_column,
-                **options,
-            },
-        )
+        fields = {"model": model, "version": version, "input": input_uri, "output": output_uri}
+        spec = load(BatchPredictSpec, fields | {"id_column": id_column})
         return self.submit_batch(spec, wait=wait)
 
     def submit_batch(
