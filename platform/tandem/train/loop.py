@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,10 @@ from tandem.models import build_model
 from tandem.train import checkpoint
 
 PREFETCH_BATCHES = 4
+# A worker keeps its shard's tensors after the first epoch when they fit in
+# this budget: later epochs reshuffle them locally instead of re-running the
+# Ray Data pipeline, whose per-epoch start-up dominated small datasets.
+SHARD_CACHE_MAX_BYTES = 256 * 1024**2
 
 
 class LoopConfig(BaseModel):
@@ -48,6 +53,72 @@ class LoopConfig(BaseModel):
     threads: int
 
 
+class ShardBatches:
+    """Torch batches of one worker's shard, epoch after epoch.
+
+    The first epoch streams from Ray Data (prefetching, so reads overlap
+    compute) and records the tensors while they fit ``SHARD_CACHE_MAX_BYTES``;
+    later epochs reshuffle the recorded rows in memory. Shards that do not fit
+    stream every epoch.
+    """
+
+    def __init__(
+        self, shard: Any, cfg: LoopConfig, device: torch.device, batch_size: int, shuffle: bool
+    ) -> None:
+        self.shard, self.cfg, self.device = shard, cfg, device
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.cached: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        if self.cached is not None:
+            yield from self._from_cache(epoch)
+            return
+        recorded: list[dict[str, torch.Tensor]] | None = []
+        size = 0
+        shuffle = (
+            {
+                "local_shuffle_buffer_size": self.batch_size * 8,
+                "local_shuffle_seed": self.cfg.seed + epoch,
+            }
+            if self.shuffle
+            else {}
+        )
+        for batch in self.shard.iter_torch_batches(
+            batch_size=self.batch_size,
+            prefetch_batches=PREFETCH_BATCHES,
+            device=self.device,
+            **shuffle,
+        ):
+            if recorded is not None:
+                size += sum(t.numel() * t.element_size() for t in batch.values())
+                if size <= SHARD_CACHE_MAX_BYTES:
+                    recorded.append(batch)
+                else:
+                    recorded = None  # too big to keep: stream every epoch
+            yield batch
+        if recorded:
+            self.cached = (
+                torch.cat([b["x"] for b in recorded]),
+                torch.cat([b["y"] for b in recorded]),
+            )
+
+    def _from_cache(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        assert self.cached is not None
+        x, y = self.cached
+        if not self.shuffle:
+            for start in range(0, len(x), self.batch_size):
+                yield {
+                    "x": x[start : start + self.batch_size],
+                    "y": y[start : start + self.batch_size],
+                }
+            return
+        generator = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for start in range(0, len(x), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield {"x": x[index], "y": y[index]}
+
+
 def make_optimizer(params: Any, cfg: LoopConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
@@ -66,20 +137,14 @@ def _targets(y: torch.Tensor, task: str) -> torch.Tensor:
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    shard: Any,
+    shard: ShardBatches,
     cfg: LoopConfig,
     device: torch.device,
     epoch: int,
 ) -> dict[str, float]:
     model.train()
     criterion = loss_fn(cfg.task)
-    batches = shard.iter_torch_batches(
-        batch_size=cfg.batch_size,
-        prefetch_batches=PREFETCH_BATCHES,
-        device=device,
-        local_shuffle_buffer_size=cfg.batch_size * 8,
-        local_shuffle_seed=cfg.seed + epoch,
-    )
+    batches = shard.epoch(epoch)
     samples, loss_sum, waited = 0, 0.0, 0.0
     started = time.perf_counter()
     iterator = iter(batches)
@@ -101,12 +166,14 @@ def train_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, shard: Any, cfg: LoopConfig, device: torch.device) -> torch.Tensor:
+def evaluate(
+    model: nn.Module, shard: ShardBatches, cfg: LoopConfig, device: torch.device, epoch: int
+) -> torch.Tensor:
     """This worker's ``[count, loss_sum, correct, squared_error]`` on its validation shard."""
     model.eval()
     criterion = loss_fn(cfg.task)
     totals = torch.zeros(4, dtype=torch.float64, device=device)
-    for batch in shard.iter_torch_batches(batch_size=1024, device=device):
+    for batch in shard.epoch(epoch):
         x, y = batch["x"], _targets(batch["y"], cfg.task)
         out = model(x)
         totals[0] += len(x)
@@ -174,12 +241,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(model)
     _move_optimizer_state(optimizer, device)
 
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("validation")
+    train_shard = ShardBatches(
+        ray.train.get_dataset_shard("train"), cfg, device, cfg.batch_size, shuffle=True
+    )
+    val_shard = ShardBatches(
+        ray.train.get_dataset_shard("validation"), cfg, device, batch_size=1024, shuffle=False
+    )
     for epoch in range(start_epoch, cfg.epochs):
         train_stats = train_epoch(model, optimizer, train_shard, cfg, device, epoch)
         metrics = epoch_metrics(
-            epoch, train_stats, evaluate(model, val_shard, cfg, device), cfg.task, device
+            epoch, train_stats, evaluate(model, val_shard, cfg, device, epoch), cfg.task, device
         )
         if rank == 0:
             print(progress_line(epoch, cfg.epochs, metrics), flush=True)
