@@ -14,9 +14,10 @@ import pytest
 from factories import make_manifest
 from tandem.batch.config import BatchPredictSpec
 from tandem.errors import RequestError, SpecError
-from tandem.sdk.client import deployment_specs, frame_rows
+from tandem.sdk.client import frame_rows
 from tandem.sdk.entrypoints import batch_entrypoint
 from tandem.sdk.inference import infer_body, parse_outputs, raise_for_status
+from tandem.specs.files import deployment_specs
 
 REPO = Path(__file__).resolve().parents[2]
 

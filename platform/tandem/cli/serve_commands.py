@@ -10,17 +10,7 @@ from rich.table import Table
 from tandem.cli.app import app, console, user_errors
 from tandem.serve import control
 from tandem.settings import Settings
-from tandem.specs.base import parse, read_yaml
-from tandem.specs.deployment import DeploymentSpec
-from tandem.specs.files import serve_config_deployments, spec_kind
-
-
-def _specs(path: Path) -> list[DeploymentSpec]:
-    """A deployment spec file, or every Tandem app of a Serve config file."""
-    data = read_yaml(path)
-    if spec_kind(data) == "serve-config":
-        return serve_config_deployments(data, str(path))
-    return [parse(DeploymentSpec, data, str(path))]
+from tandem.specs.files import deployment_specs
 
 
 @app.command()
@@ -30,7 +20,7 @@ def deploy(
 ) -> None:
     """Deploy (or update) models; returns once their replicas serve."""
     settings = Settings.from_env()
-    for parsed in _specs(spec):
+    for parsed in deployment_specs(spec):
         done = control.deploy(parsed, settings)
         versions = ", ".join(str(v) for v in sorted(done.live.loaded()))
         console.print(

@@ -34,9 +34,8 @@ from tandem.serve import control
 from tandem.serve.control import Deployed
 from tandem.settings import Settings
 from tandem.specs import DeploymentSpec, TrainJobSpec, load
-from tandem.specs.base import read_yaml
 from tandem.specs.deployment import VersionRef
-from tandem.specs.files import serve_config_deployments, spec_kind
+from tandem.specs.files import deployment_specs
 from tandem.train.job import preflight as train_preflight
 from tandem.train.job import storage_uri, with_resolved_paths
 
@@ -282,16 +281,6 @@ class Client:
         trace: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def deployment_specs(source: DeploymentSpec | SpecSource) -> list[DeploymentSpec]:
-    """A deployment spec (object, dict or YAML), or every Tandem app of a Serve config file."""
-    if isinstance(source, (str, Path)):
-        data = read_yaml(source)
-        if spec_kind(data) == "serve-config":
-            return serve_config_deployments(data, str(source))
-        return [load(DeploymentSpec, data)]
-    return [load(DeploymentSpec, source)]
 
 
 def frame_rows(frame: pd.DataFrame, manifest: Manifest) -> np.ndarray:

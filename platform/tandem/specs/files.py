@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.errors import SpecError
-from tandem.specs.base import parse, read_yaml
+from tandem.specs.base import load, parse, read_yaml
 from tandem.specs.cluster import ClusterSpec
 from tandem.specs.deployment import DeploymentSpec
 from tandem.specs.train import TrainJobSpec
@@ -37,6 +37,16 @@ def serve_config_deployments(data: dict[str, Any], source: str) -> list[Deployme
     if problems:
         raise SpecError(source, problems)
     return specs
+
+
+def deployment_specs(source: DeploymentSpec | str | Path | dict[str, Any]) -> list[DeploymentSpec]:
+    """A deployment spec (object, dict or YAML), or every Tandem app of a Serve config file."""
+    if isinstance(source, (str, Path)):
+        data = read_yaml(source)
+        if spec_kind(data) == "serve-config":
+            return serve_config_deployments(data, str(source))
+        return [parse(DeploymentSpec, data, str(source))]
+    return [load(DeploymentSpec, source)]
 
 
 def validate_file(path: str | Path) -> str:

@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = load(TrainJobSpec, json.loads(args.spec_json) if args.spec_json else args.spec)
-        result = run(
-            spec, resume=args.resume, submission_id=current_submission_id()
-        )
+        result = run(spec, resume=args.resume, submission_id=current_submission_id())
     except TandemError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
