@@ -28,7 +28,7 @@ from tandem.settings import Settings
 STATE_FILE = "cluster.json"
 STARTED_MARK = "Ray runtime started"
 START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
 LOOPBACK = "127.0.0.1"
 # Shares of the machine's memory for each node's object store.
 OBJECT_STORE_SHARE = {HEAD: 0.02, "train": 0.10, "batch": 0.06, "serve": 0.03}
