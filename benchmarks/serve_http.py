@@ -269,13 +269,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--skip-batching", action="store_true")
-    parser.add_argument(
-        "--ingress",
-        choices=("proxy", "haproxy"),
-        default="proxy",
-        help="proxy: Serve's Python proxy (default); haproxy: HAProxy in front of the "
-        "replicas' direct-ingress HTTP servers, throughput-optimised Serve",
-    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -284,23 +277,16 @@ def main() -> None:
     os.environ.update({"TANDEM_HOME": str(home), "TANDEM_CLUSTER_FILE": str(REPO / "cluster.yaml")})
     os.environ.setdefault("TANDEM_PORT_BASE", "27000")
     import ray
-    from ray import serve
 
     from tandem.cluster import local, session
-    from tandem.serve.ingress import serve_env
     from tandem.settings import Settings
 
     settings = Settings.from_env()
-    if args.ingress == "haproxy":
-        # The nodes inherit this process's environment (see tandem.cluster.local).
-        os.environ.update(serve_env(settings, local.ray_temp_dir(settings)))
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     try:
         state = session.up(settings)
         session.connect(settings)
         x = register_models(settings)
         report: dict[str, object] = {
-            "ingress": args.ingress,
             "connections": args.connections,
             "seconds": args.seconds,
             "runs": args.runs,
@@ -310,8 +296,6 @@ def main() -> None:
         if not args.skip_batching:
             report["heavy"] = batching(args, settings, state, x)
     finally:
-        if ray.is_initialized():
-            serve.shutdown()  # stops HAProxy, which would outlive the node processes
         ray.shutdown()
         local.stop(settings)
         shutil.rmtree(home, ignore_errors=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from tandem.models import build_model
 from tandem.registry import InputSchema, Lineage, Manifest, Preprocessing, WeightsRef
+from tandem.serve.runner import ModelRunner
 
 
 def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
@@ -47,3 +49,14 @@ def make_weights(seed: int = 0) -> dict[str, torch.Tensor]:
         "layers.2.weight": torch.randn(3, 8, generator=generator),
         "layers.2.bias": torch.randn(3, generator=generator),
     }
+
+
+def make_runner(version: int = 1, seed: int = 0) -> ModelRunner:
+    """A loaded runner of ``make_manifest()``'s model as ``version``: mlp(4 → 8 → 3)."""
+    # The factory gets the widths from the manifest's input and outputs, not from kwargs.
+    manifest = make_manifest().model_copy(update={"version": version, "kwargs": {"hidden": [8]}})
+    torch.manual_seed(seed)
+    model = build_model(
+        manifest.factory, manifest.kwargs, manifest.input.num_features, manifest.out_features
+    )
+    return ModelRunner(manifest, model.state_dict())

@@ -61,6 +61,7 @@ def test_unpinned_layout_shares_every_core(spec: ClusterSpec) -> None:
 def test_ports_of_one_cluster_stay_inside_its_span() -> None:
     plan = PortPlan(30000)
     used = [plan.gcs, plan.dashboard, plan.client_server, plan.serve_http]
+    used += plan.serve_ingress_ports().values()
     for index in range(4):
         used += plan.node_ports(index).values()
         used += plan.worker_port_range(index)

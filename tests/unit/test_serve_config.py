@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tandem.cluster.ingress import haproxy_state_dir, serve_env
 from tandem.cluster.layout import PortPlan
 from tandem.serve.app import deployment_options
 from tandem.serve.control import deployed_spec, model_app_config
-from tandem.serve.ingress import serve_env
 from tandem.serve.routing import CanaryTarget, LiveVersions
 from tandem.settings import Settings
 from tandem.specs.cluster import pool_resource
@@ -51,9 +51,8 @@ def test_canary_travels_only_in_user_config_and_round_trips() -> None:
 
 def test_haproxy_env_stays_inside_the_clusters_ports_and_folders() -> None:
     settings = Settings.from_env()
-    env = serve_env(
-        Settings(settings.home, None, 21000, None, settings.cluster_file), Path("/tmp/t-x")
-    )
+    cluster = Settings(settings.home, None, 21000, None, settings.cluster_file)
+    env = serve_env(cluster)
     low, high = PortPlan(21000).direct_ingress_range()
     ports = [int(v) for k, v in env.items() if k.endswith("_PORT")]
     ports += [int(v) for k, v in env.items() if "_MIN_" in k or "_MAX_" in k]
@@ -61,4 +60,7 @@ def test_haproxy_env_stays_inside_the_clusters_ports_and_folders() -> None:
     assert int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]) == low
     assert int(env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"]) == high
     paths = [v for k, v in env.items() if k.endswith(("_LOC", "_PATH", "_BASE", "_FILE"))]
-    assert paths and all(p.startswith("/tmp/t-x/haproxy") for p in paths)
+    state = haproxy_state_dir(cluster)
+    assert paths and all(Path(p).is_relative_to(state) for p in paths)
+    # Serve nests each socket under a 56-character node id; HAProxy allows 97 bytes.
+    assert all(len(p) + 57 <= 97 for p in paths)

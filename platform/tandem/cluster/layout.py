@@ -44,6 +44,15 @@ class PortPlan:
     def serve_http(self) -> int:
         return self.base + 3
 
+    def serve_ingress_ports(self) -> dict[str, int]:
+        """Serve's ingress side ports: HAProxy's metrics and stats, the fallback Python proxy."""
+        return {
+            "haproxy_metrics": self.base + 5,
+            "haproxy_stats": self.base + 6,
+            "fallback_proxy_http": self.base + 7,
+            "fallback_proxy_grpc": self.base + 8,
+        }
+
     def node_ports(self, index: int) -> dict[str, int]:
         first = self.base + 10 + 10 * index
         return {

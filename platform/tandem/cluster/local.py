@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tandem.cluster.ingress import create_haproxy_state_dir, serve_env, stop_haproxy
 from tandem.cluster.layout import HEAD, EmbeddedLayout, NodePlan
 from tandem.errors import ClusterError
 from tandem.settings import Settings
@@ -107,6 +108,7 @@ def cluster_env(settings: Settings) -> dict[str, str]:
         # small machine; start workers only when work asks for them.
         "RAY_enable_worker_prestart": "0",
         "RAY_prestart_worker_first_driver": "0",
+        **serve_env(settings),
     }
 
 
@@ -183,34 +185,48 @@ def _wait_started(process: subprocess.Popen[bytes], log_path: Path, name: str) -
 
 
 def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
-    """Start the head, then every pool node, each pinned to its cores."""
+    """Start the head, then every pool node, each pinned to its cores.
+
+    With the head still running, only the nodes that died are started again
+    (the same ports and cores): a lost pool node comes back and its pool's work
+    resumes there, never on another pool's node."""
     existing = ClusterState.read(settings)
-    if existing is not None and existing.alive():
-        return existing
+    running: dict[str, int] = {}
+    if existing is not None:
+        if existing.alive():
+            return existing
+        if _group_alive(existing.process_groups.get(HEAD, 0)):
+            running = {n: g for n, g in existing.process_groups.items() if _group_alive(g)}
+        else:  # no head: whatever is left of the old cluster cannot rejoin
+            _stop_groups(existing.process_groups)
     settings.home.mkdir(parents=True, exist_ok=True)
     ensure_auth_token(settings)
+    create_haproxy_state_dir(settings)
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)
     env = cluster_env(settings)
     temp_dir = ray_temp_dir(settings)
-    groups: dict[str, int] = {}
+    started: dict[str, int] = {}
     try:
         for index, plan in enumerate(layout.nodes):
+            if plan.name in running:
+                continue
             log_path = logs / f"node-{plan.name}.log"
             log_path.write_bytes(b"")
             process = _launch(plan, node_command(plan, layout, index, temp_dir), env, log_path)
-            groups[plan.name] = process.pid
+            started[plan.name] = process.pid
             # One at a time: raylets starting together on a shared core miss
             # their registration deadline.
             _wait_started(process, log_path, plan.name)
     except BaseException:
-        _stop_groups(groups)
+        _stop_groups(started)
         raise
+    groups = {**running, **started}
     state = ClusterState(
         gcs_address=f"{LOOPBACK}:{layout.ports.gcs}",
         dashboard_url=f"http://{LOOPBACK}:{layout.ports.dashboard}",
         serve_http_port=layout.ports.serve_http,
-        process_groups=groups,
+        process_groups={plan.name: groups[plan.name] for plan in layout.nodes},
         cores={plan.name: list(plan.cores) for plan in layout.nodes},
         pinned=layout.pinned,
     )
@@ -239,5 +255,6 @@ def stop(settings: Settings) -> bool:
     if state is None:
         return False
     _stop_groups(state.process_groups)
+    stop_haproxy(settings)
     (settings.home / STATE_FILE).unlink(missing_ok=True)
     return True

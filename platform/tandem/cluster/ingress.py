@@ -1,0 +1,88 @@
+"""How HTTP reaches replicas on the embedded cluster: HAProxy in front of each
+replica's own HTTP server (Serve's direct ingress), instead of Serve's Python proxy.
+
+Ray Serve reads these settings from the environment of every node's processes,
+so ``tandem.cluster.local.cluster_env`` adds them when it starts the nodes.
+Every port and file HAProxy uses is derived from the cluster's port base and
+home, so two embedded clusters on one machine never share one.
+
+HAProxy is started by Serve's ``HAProxyManager`` actor, outside the node's
+process group, so stopping the nodes does not stop it: ``stop_haproxy`` finds
+this cluster's HAProxy by its config path and stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from tandem.cluster.layout import PortPlan
+from tandem.settings import Settings
+
+
+def haproxy_state_dir(settings: Settings) -> Path:
+    """Where this cluster's HAProxy keeps its config and sockets.
+
+    Serve nests them under a 56-character node id, and HAProxy refuses socket
+    paths over 97 bytes, so the folder sits directly under /tmp."""
+    digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:10]
+    return Path("/tmp") / f"tandem-hap-{digest}"
+
+
+def create_haproxy_state_dir(settings: Settings) -> None:
+    """Owner-only: Serve gives HAProxy's admin socket mode 666, the folder keeps others out."""
+    haproxy_state_dir(settings).mkdir(mode=0o700, exist_ok=True)
+
+
+def serve_env(settings: Settings) -> dict[str, str]:
+    """Serve's ingress flags for one embedded cluster."""
+    ports = PortPlan(settings.port_base)
+    low, high = ports.direct_ingress_range()
+    middle = (low + high) // 2
+    side = ports.serve_ingress_ports()
+    state = haproxy_state_dir(settings)
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(low),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(middle),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(middle + 1),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(high),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(side["haproxy_metrics"]),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(side["haproxy_stats"]),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(side["fallback_proxy_http"]),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(side["fallback_proxy_grpc"]),
+        # One event-loop thread: on a small serve pool more threads only contend.
+        "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+    }
+
+
+def _haproxy_pids(state: Path) -> list[int]:
+    """Processes whose command line names a file in ``state`` (HAProxy gets its config by path)."""
+    needle = str(state).encode() + b"/"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+    return pids
+
+
+def stop_haproxy(settings: Settings) -> None:
+    """Stop this cluster's HAProxy, if one runs, and remove its state folder."""
+    state = haproxy_state_dir(settings)
+    for pid in _haproxy_pids(state):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(state, ignore_errors=True)
