@@ -79,3 +79,8 @@ def cluster(cluster_env: dict[str, str]) -> Iterator[Settings]:  # noqa: F821
     finally:
         ray.shutdown()
         local.stop(settings)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``after_all`` audit what the rest of the session left behind: run them last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)

@@ -4,23 +4,23 @@ load, autoscaling, auth and overload."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
+from serving import (
+    Digits,
+    LoadLoop,
+    infer_body,
+    labels_of,
+    register_digits,
+    running_replicas,
+    wait_for,
+)
 from tandem.cluster.local import ClusterState
-from tandem.models import build_model
-from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
 from tandem.serve import control
 from tandem.settings import Settings
@@ -30,94 +30,9 @@ pytestmark = pytest.mark.cluster
 MODEL = "digits"
 
 
-@dataclass(frozen=True)
-class Digits:
-    x_val: np.ndarray
-    y_val: np.ndarray
-    offline: dict[int, np.ndarray]
-    """Labels the in-process model predicts for ``x_val``, per registry version."""
-
-
-def train(
-    x: np.ndarray, y: np.ndarray, seed: int
-) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
-    torch.manual_seed(seed)
-    mean, std = x.mean(0), x.std(0)
-    std[std == 0] = 1.0
-    inputs = torch.from_numpy(((x - mean) / std).astype(np.float32))
-    targets = torch.from_numpy(y)
-    model = build_model("tandem.models:mlp", {"hidden": [64]}, x.shape[1], 10)
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(60):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
-        optimiser.step()
-    return model.state_dict(), mean, std
-
-
-def offline_labels(
-    weights: dict[str, torch.Tensor], mean: np.ndarray, std: np.ndarray, x: np.ndarray
-) -> np.ndarray:
-    model = build_model("tandem.models:mlp", {"hidden": [64]}, x.shape[1], 10)
-    model.load_state_dict(weights)
-    with torch.inference_mode():
-        logits = model.eval()(torch.from_numpy(((x - mean) / std).astype(np.float32)))
-    return logits.argmax(1).numpy()
-
-
-def manifest(
-    name: str, x: np.ndarray, mean: np.ndarray, std: np.ndarray, accuracy: float
-) -> Manifest:
-    return Manifest.model_validate(
-        {
-            "name": name,
-            "version": 0,
-            "created_at": "",
-            "task": "classification",
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": [64]},
-            "out_features": 10,
-            "input": {"features": [f"pixel_{i}" for i in range(x.shape[1])]},
-            "preprocessing": {"mean": mean.tolist(), "std": std.tolist()},
-            "classes": list(range(10)),
-            "metrics": {"val_accuracy": accuracy},
-            "example": x[0].tolist(),
-            "weights": {"sha256": "0" * 64, "bytes": 0},
-            "lineage": {
-                "run_name": "in-test",
-                "run_id": "in-test",
-                "spec_sha256": "-",
-                "datasets": [],
-                "code_version": "-",
-                "ray_version": "-",
-                "torch_version": torch.__version__,
-                "python_version": "-",
-                "checkpoint": "-",
-            },
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def digits(cluster: Settings) -> Digits:
-    """Two versions of ``digits`` (and copies under other names), v1 = production."""
-    data = load_digits()
-    x = data.data.astype(np.float32)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, data.target, test_size=0.2, random_state=0, stratify=data.target
-    )
-    registry = Registry.default(cluster)
-    offline = {}
-    for seed in (0, 1):
-        weights, mean, std = train(x_train, y_train, seed)
-        labels = offline_labels(weights, mean, std, x_val)
-        accuracy = float((labels == y_val).mean())
-        for name in (MODEL, "digits-secure", "digits-tight", "digits-scale"):
-            stored = registry.register(manifest(name, x_train, mean, std, accuracy), weights)
-        offline[stored.version] = labels
-    for name in (MODEL, "digits-secure", "digits-tight", "digits-scale"):
-        registry.set_alias(name, "production", 1)
-    return Digits(x_val, y_val, offline)
+    return register_digits(cluster, (MODEL, "digits-secure", "digits-tight", "digits-scale"))
 
 
 @pytest.fixture(scope="module")
@@ -139,26 +54,6 @@ def served(cluster: Settings, digits: Digits, base_url: str) -> Iterator[str]:
     )
     yield f"{base_url}/v2/models/{MODEL}"
     control.undeploy(MODEL, cluster)
-
-
-def infer_body(rows: np.ndarray, request_id: str = "t") -> dict[str, object]:
-    return {
-        "id": request_id,
-        "inputs": [
-            {
-                "name": "input",
-                "shape": list(rows.shape),
-                "datatype": "FP32",
-                "data": rows.reshape(-1).tolist(),
-            }
-        ],
-    }
-
-
-def labels_of(answer: httpx.Response) -> list[int]:
-    assert answer.status_code == 200, answer.text
-    outputs = {o["name"]: o for o in answer.json()["outputs"]}
-    return list(outputs["label"]["data"])
 
 
 def test_served_labels_match_offline_model(served: str, digits: Digits) -> None:
@@ -211,69 +106,6 @@ def test_bad_inputs_get_4xx_and_the_replica_keeps_serving(served: str, digits: D
             assert answer.status_code == status, (str(body)[:80], answer.text)
             assert answer.json()["error"]
             assert labels_of(client.post(f"{served}/infer", json=good))
-
-
-@dataclass
-class LoadLoop:
-    """A bounded closed loop of requests in threads, recording every status."""
-
-    url: str
-    body: dict[str, object]
-    threads: int = 4
-    max_requests: int = 20_000
-    max_seconds: float = 120.0
-    statuses: Counter[int] = field(default_factory=Counter)
-    versions: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    retry_after: set[str] = field(default_factory=set)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __enter__(self) -> LoadLoop:
-        deadline = time.monotonic() + self.max_seconds
-        per_thread = self.max_requests // self.threads
-        for _ in range(self.threads):
-            worker = threading.Thread(target=self._run, args=(deadline, per_thread), daemon=True)
-            worker.start()
-            self._workers.append(worker)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(timeout=30)
-
-    def _run(self, deadline: float, count: int) -> None:
-        with httpx.Client(timeout=30) as client:
-            for _ in range(count):
-                if self._stop.is_set() or time.monotonic() > deadline:
-                    return
-                try:
-                    answer = client.post(self.url, json=self.body)
-                except httpx.HTTPError as error:
-                    with self._lock:
-                        self.errors.append(repr(error))
-                    continue
-                with self._lock:
-                    self.statuses[answer.status_code] += 1
-                    if answer.status_code == 503:
-                        self.retry_after.add(answer.headers.get("retry-after", ""))
-                    if answer.status_code == 200:
-                        self.versions[answer.json()["model_version"]] += 1
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.statuses.values())
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_promote_canary_rollback_under_load_fail_nothing(
@@ -369,15 +201,6 @@ def test_overload_answers_503_with_retry_after(
             assert labels_of(client.post(url, json=infer_body(digits.x_val[:1])))
     finally:
         control.undeploy("digits-tight", cluster)
-
-
-def running_replicas(app: str) -> int:
-    from ray import serve
-
-    from tandem.serve.app import MODEL_DEPLOYMENT
-
-    status = serve.status().applications[app].deployments[MODEL_DEPLOYMENT]
-    return int(status.replica_states.get("RUNNING", 0))
 
 
 def test_autoscaling_grows_under_load_and_shrinks_after(

@@ -23,6 +23,8 @@ from pathlib import Path
 from tandem.cluster.layout import PortPlan
 from tandem.settings import Settings
 
+RETRY_ON = "conn-failure empty-response junk-response 502 504"
+
 
 def haproxy_state_dir(settings: Settings) -> Path:
     """Where this cluster's HAProxy keeps its config and sockets.
@@ -63,6 +65,10 @@ def serve_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(side["fallback_proxy_grpc"]),
         # One event-loop thread: on a small serve pool more threads only contend.
         "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+        # Inference is idempotent, so a request whose replica died under it (the
+        # connection closed with no answer, or a 502/504) is replayed on another
+        # replica. Never 503: that is deliberate backpressure.
+        "RAY_SERVE_HAPROXY_RETRY_ON": RETRY_ON,
     }
 
 

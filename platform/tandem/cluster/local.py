@@ -65,6 +65,10 @@ class ClusterState:
 
 
 def _group_alive(pgid: int) -> bool:
+    # A node's leader is this process's child when this process started the
+    # cluster: reap it if it died, or its zombie would count as alive.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -1,0 +1,180 @@
+"""What Tandem survives on the multi-node embedded cluster (a head and one Ray node per
+pool, each its own ``ray start`` process): a Serve replica killed under load, a pool
+node lost and brought back, and an audit of where every pool's work ran.
+
+The figures each scenario prints (run with ``-s``) are the ones in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from ray.util import state as ray_state
+
+from serving import Digits, LoadLoop, infer_body, labels_of, register_digits, wait_for
+from tandem.cluster import local, session
+from tandem.serve import control
+from tandem.settings import Settings
+from tandem.specs.cluster import POOL_LABEL, pool_resource
+
+pytestmark = pytest.mark.cluster
+
+CHAOS = "digits-chaos"
+NODE_LOSS = "digits-node-loss"
+POOLS = ("train", "serve", "batch")
+# Actor classes that are a pool's work; everything they run must stay on that pool.
+POOL_ACTORS = {"train": ("RayTrainWorker",), "serve": ("ServeReplica:",), "batch": ("Scoring",)}
+
+
+@pytest.fixture(scope="module")
+def digits(cluster: Settings) -> Digits:
+    return register_digits(cluster, (CHAOS, NODE_LOSS))
+
+
+@pytest.fixture(scope="module")
+def state(cluster: Settings) -> local.ClusterState:
+    found = local.ClusterState.read(cluster)
+    assert found is not None
+    return found
+
+
+def node_pools(gcs_address: str) -> dict[str, str]:
+    """Pool of every node the cluster ever had, dead ones included (the head is ``head``)."""
+    nodes = ray_state.list_nodes(address=gcs_address, limit=1000, raise_on_missing_output=False)
+    return {n.node_id: n.labels.get(POOL_LABEL, "head") for n in nodes}
+
+
+def replicas(gcs_address: str, app: str) -> list[ray_state.ActorState]:
+    actors = ray_state.list_actors(
+        address=gcs_address,
+        filters=[("state", "=", "ALIVE")],
+        limit=10_000,
+        raise_on_missing_output=False,
+    )
+    return [a for a in actors if a.class_name.startswith(f"ServeReplica:{app}:")]
+
+
+def answers(url: str, body: dict[str, object]) -> bool:
+    try:
+        return httpx.post(url, json=body, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def two_replicas(cluster: Settings, digits: Digits, state: local.ClusterState) -> Iterator[str]:
+    control.deploy(
+        {
+            "model": CHAOS,
+            "batching": {"max_batch_size": 8, "max_wait_ms": 2},
+            "cpus_per_replica": 1,
+            "autoscaling": {"min_replicas": 2, "max_replicas": 2},
+        },
+        cluster,
+    )
+    yield f"http://127.0.0.1:{state.serve_http_port}/v2/models/{CHAOS}/infer"
+    control.undeploy(CHAOS, cluster)
+
+
+def test_a_replica_killed_under_load_fails_no_request(
+    two_replicas: str, digits: Digits, state: local.ClusterState
+) -> None:
+    body = infer_body(digits.x_val[:4])
+    before = replicas(state.gcs_address, CHAOS)
+    assert len(before) == 2
+    victim = before[0]
+    with LoadLoop(two_replicas, body, threads=4, max_seconds=120) as load:
+        wait_for(lambda: load.total() >= 200, 30, "load to start")
+        sent_before_kill = load.total()
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        def replaced() -> bool:
+            alive = replicas(state.gcs_address, CHAOS)
+            return len(alive) == 2 and victim.actor_id not in {a.actor_id for a in alive}
+
+        wait_for(replaced, 90, "Serve to replace the killed replica")
+        recovery_s = time.monotonic() - killed_at
+        count = load.total()
+        wait_for(lambda: load.total() > count + 200, 30, "load after the replacement")
+    failed = load.total() - load.statuses[200] + len(load.errors)
+    print(
+        f"\nreplica kill: {load.total()} requests ({sent_before_kill} before the kill), "
+        f"{failed} failed, replacement replica running after {recovery_s:.1f}s"
+    )
+    # Requests in flight on the killed replica are replayed on the other one by
+    # HAProxy (retry-on empty-response): none reaches the client as a failure.
+    assert load.errors == [] and set(load.statuses) == {200}, (load.statuses, load.errors[:3])
+
+
+def test_a_lost_pool_node_keeps_its_work_and_gets_it_back(
+    cluster: Settings, digits: Digits, state: local.ClusterState
+) -> None:
+    control.deploy(
+        {"model": NODE_LOSS, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}, cluster
+    )
+    url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/{NODE_LOSS}/infer"
+    body = infer_body(digits.x_val[:2])
+    try:
+        assert answers(url, body)
+        os.killpg(state.process_groups["serve"], signal.SIGKILL)
+        lost_at = time.monotonic()
+        wait_for(lambda: not answers(url, body), 60, "the endpoint to notice the lost node")
+        # Serve tries to replace the replica for a while; it must find no other node.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pools = node_pools(state.gcs_address)
+            misplaced = [
+                a for a in replicas(state.gcs_address, NODE_LOSS) if pools[a.node_id] != "serve"
+            ]
+            assert misplaced == [], [(a.class_name, pools[a.node_id]) for a in misplaced]
+            time.sleep(1)
+        assert not answers(url, body)
+        outage_s = time.monotonic() - lost_at
+        session.up(cluster)  # starts only the dead node again
+        healed_at = time.monotonic()
+        wait_for(lambda: answers(url, body), 180, "the endpoint back on the restarted node")
+        print(
+            f"\nserve node lost: no replica placed on another pool's node during "
+            f"{outage_s:.0f}s; answering {time.monotonic() - healed_at:.1f}s after `tandem up`"
+        )
+        with httpx.Client(timeout=30) as client:
+            answer = client.post(url, json=infer_body(digits.x_val))
+        assert labels_of(answer) == digits.offline[1].tolist()
+    finally:
+        control.undeploy(NODE_LOSS, cluster)
+
+
+@pytest.mark.after_all
+def test_every_pools_work_ran_on_its_pools_nodes(cluster: Settings) -> None:
+    """Audits what the whole session left in Ray's state API: every train worker,
+    Serve replica and batch scoring actor, and every task that asked for a pool's
+    resource (Ray Data's ingest tasks among them), ran on a node of that pool."""
+    gcs = local.ClusterState.read(cluster)
+    assert gcs is not None
+    pools = node_pools(gcs.gcs_address)
+    actors = ray_state.list_actors(
+        address=gcs.gcs_address, detail=True, limit=10_000, raise_on_missing_output=False
+    )
+    tasks = ray_state.list_tasks(
+        address=gcs.gcs_address, detail=True, limit=100_000, raise_on_missing_output=False
+    )
+    placed: dict[str, int] = dict.fromkeys(POOLS, 0)
+    for actor in actors:
+        for pool, prefixes in POOL_ACTORS.items():
+            if actor.class_name.startswith(prefixes) and actor.node_id:
+                assert pools[actor.node_id] == pool, (actor.class_name, pools[actor.node_id])
+                placed[pool] += 1
+    for task in tasks:
+        asked = [p for p in POOLS if pool_resource(p) in (task.required_resources or {})]
+        if asked and task.node_id:
+            assert pools[task.node_id] == asked[0], (task.name, pools[task.node_id])
+            placed[asked[0]] += 1
+    print(f"\nplacement audit: {placed} actors and tasks, all on their pool's nodes")
+    missing = [pool for pool, count in placed.items() if count == 0]
+    assert not missing, f"no work on record for {missing}: run the whole suite, not this test alone"
