@@ -7,13 +7,20 @@ The figures each scenario prints (run with ``-s``) are the ones in docs/reliabil
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ray.util import state as ray_state
 
 from serving import Digits, LoadLoop, infer_body, labels_of, register_digits, wait_for
@@ -26,6 +33,7 @@ pytestmark = pytest.mark.cluster
 
 CHAOS = "digits-chaos"
 NODE_LOSS = "digits-node-loss"
+FUZZ = "digits-fuzz"
 POOLS = ("train", "serve", "batch")
 # Actor classes that are a pool's work; everything they run must stay on that pool.
 POOL_ACTORS = {"train": ("RayTrainWorker",), "serve": ("ServeReplica:",), "batch": ("Scoring",)}
@@ -33,7 +41,7 @@ POOL_ACTORS = {"train": ("RayTrainWorker",), "serve": ("ServeReplica:",), "batch
 
 @pytest.fixture(scope="module")
 def digits(cluster: Settings) -> Digits:
-    return register_digits(cluster, (CHAOS, NODE_LOSS))
+    return register_digits(cluster, (CHAOS, NODE_LOSS, FUZZ))
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +156,122 @@ def test_a_lost_pool_node_keeps_its_work_and_gets_it_back(
         assert labels_of(answer) == digits.offline[1].tolist()
     finally:
         control.undeploy(NODE_LOSS, cluster)
+
+
+@pytest.fixture(scope="module")
+def fuzz_base(cluster: Settings, digits: Digits, state: local.ClusterState) -> Iterator[str]:
+    control.deploy({"model": FUZZ, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}, cluster)
+    yield f"http://127.0.0.1:{state.serve_http_port}"
+    control.undeploy(FUZZ, cluster)
+
+
+def replica_rss_bytes(gcs_address: str, app: str) -> int:
+    (replica,) = replicas(gcs_address, app)
+    status = Path(f"/proc/{replica.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+TENSOR = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["input", "pixels", ""]) | JSON,
+        "shape": st.lists(st.integers(-(2**40), 2**40), max_size=4) | JSON,
+        "datatype": st.sampled_from(["FP32", "FP64", "INT64", "BYTES", "BOOL"]) | JSON,
+        "data": st.lists(st.floats(), max_size=130) | JSON,
+        "parameters": JSON,
+    },
+)
+BODIES = (
+    JSON.map(lambda v: json.dumps(v).encode())
+    | st.fixed_dictionaries(
+        {}, optional={"id": JSON, "inputs": st.lists(TENSOR, max_size=3) | JSON}
+    ).map(lambda v: json.dumps(v).encode())
+    | st.binary(max_size=300)
+    | st.sampled_from([b"[" * 100_000, b'{"inputs": ' * 50_000, b"", b"NaN", b"\xff\xfe"])
+)
+INFER_PATHS = [f"/v2/models/{FUZZ}/infer", f"/v2/models/{FUZZ}/versions/1/infer"]
+KNOWN_PATHS = st.sampled_from(
+    [
+        *INFER_PATHS * 8,  # most cases exercise the request parser
+        "/v2/health/live",
+        "/v2/health/ready",
+        f"/v2/models/{FUZZ}",
+        f"/v2/models/{FUZZ}/ready",
+        f"/v2/models/{FUZZ}/versions/production",
+        f"/v2/models/{FUZZ}/versions/../../infer",
+        "/v2/models/nope/infer",
+    ]
+)
+RANDOM_PATHS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/._%-", max_size=40).map(
+    lambda p: f"/v2/models/{FUZZ}/" + p
+)
+PATHS = st.one_of(KNOWN_PATHS, KNOWN_PATHS, KNOWN_PATHS, RANDOM_PATHS)
+FUZZ_CASES = 300
+
+
+def test_fuzzed_requests_get_no_5xx_and_the_service_stays_ready(
+    fuzz_base: str, digits: Digits, state: local.ClusterState
+) -> None:
+    good = infer_body(digits.x_val[:2])
+    infer = f"{fuzz_base}/v2/models/{FUZZ}/infer"
+    rss_before = replica_rss_bytes(state.gcs_address, FUZZ)
+    statuses: Counter[int] = Counter()
+
+    with httpx.Client(base_url=fuzz_base, timeout=30) as client:
+
+        @settings(max_examples=FUZZ_CASES, deadline=None, derandomize=True)
+        @given(
+            method=st.sampled_from(["POST"] * 6 + ["GET", "PUT", "DELETE"]), path=PATHS, body=BODIES
+        )
+        def one_case(method: str, path: str, body: bytes) -> None:
+            answer = client.request(method, path, content=body)
+            statuses[answer.status_code] += 1
+            assert answer.status_code < 500, (method, path, body[:80], answer.text[:200])
+
+        one_case()
+        assert labels_of(client.post(infer, json=good)) == digits.offline[1][:2].tolist()
+        assert client.get("/v2/health/ready").status_code == 200
+    growth = replica_rss_bytes(state.gcs_address, FUZZ) - rss_before
+    print(
+        f"\nfuzz: {sum(statuses.values())} requests, statuses {dict(statuses)}, "
+        f"replica RSS +{growth >> 20} MiB"
+    )
+    assert growth < 200 * 2**20
+
+
+def test_slow_bodies_do_not_stall_other_clients(
+    fuzz_base: str, digits: Digits, state: local.ClusterState
+) -> None:
+    host, port = "127.0.0.1", state.serve_http_port
+    head = (
+        f"POST /v2/models/{FUZZ}/infer HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+    ).encode()
+    slow = [socket.create_connection((host, port), timeout=10) for _ in range(50)]
+    try:
+        for connection in slow:
+            connection.sendall(head)
+        started = time.monotonic()
+        with httpx.Client(timeout=10) as client:
+            for _ in range(20):
+                for connection in slow:
+                    connection.sendall(b" ")  # a trickle, never the whole body
+                answer = client.post(
+                    f"{fuzz_base}/v2/models/{FUZZ}/infer", json=infer_body(digits.x_val[:1])
+                )
+                assert labels_of(answer) == digits.offline[1][:1].tolist()
+        elapsed = time.monotonic() - started
+        print(f"\nslow bodies: 20 good requests beside 50 stalled uploads in {elapsed:.2f}s")
+    finally:
+        for connection in slow:
+            connection.close()
 
 
 @pytest.mark.after_all
