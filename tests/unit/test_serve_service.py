@@ -191,3 +191,11 @@ async def _exercise(client: httpx.AsyncClient, runner: ModelRunner) -> None:
     bad = await client.post("/v2/models/toy/infer", content=b"{")
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
     assert json.loads(protocol.error_body("x")) == {"error": "x"}
+
+
+@pytest.mark.parametrize("ref", ["²", "9" * 5000, "-1", "1.0"])
+def test_version_refs_that_are_not_ascii_numbers_get_404_not_500(ref: str) -> None:
+    live = LiveVersions(default=1, aliases={"production": 1})
+    with pytest.raises(RequestError) as raised:
+        live.resolve(ref)
+    assert raised.value.status == 404 and len(raised.value.message) < 300

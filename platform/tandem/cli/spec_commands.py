@@ -20,10 +20,10 @@ def validate(files: list[Path] = typer.Argument(..., help="Spec files (YAML)."))
             kind = validate_file(path)
         except SpecError as error:
             failed = True
-            err_console.print(f"{path}: invalid", highlight=False)
+            err_console.print(f"{path}: invalid", highlight=False, markup=False)
             for problem in error.problems:
                 err_console.print(f"  {problem}", highlight=False, markup=False)
             continue
-        console.print(f"{path}: ok ({kind})", highlight=False)
+        console.print(f"{path}: ok ({kind})", highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)

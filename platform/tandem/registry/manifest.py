@@ -13,6 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "model.safetensors"
+MAX_VERSION_DIGITS = 18
+
+
+def version_number(ref: str) -> int | None:
+    """``ref`` as a version number, or ``None`` when it names none (an alias, "latest").
+
+    ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    if ref.isascii() and ref.isdigit() and len(ref) <= MAX_VERSION_DIGITS:
+        return int(ref)
+    return None
 
 
 class Record(BaseModel):

@@ -51,7 +51,13 @@ from safetensors.torch import save as save_safetensors
 from tandem.errors import IntegrityError, NotFoundError, SpecError
 from tandem.registry import fsio, lock
 from tandem.registry.aliases import ALIASES_FILE, LATEST, AliasBook, check_alias_name
-from tandem.registry.manifest import MANIFEST_FILE, WEIGHTS_FILE, Manifest, WeightsRef
+from tandem.registry.manifest import (
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    Manifest,
+    WeightsRef,
+    version_number,
+)
 from tandem.settings import Settings
 
 CLAIM_FILE = "claim.json"
@@ -136,11 +142,12 @@ class Registry:
             raise NotFoundError(
                 f"model {name!r} is not in the registry {self.uri} (models: {known})"
             )
-        if isinstance(ref, int) or ref.isdigit():
-            if int(ref) not in versions:
+        number = ref if isinstance(ref, int) else version_number(ref)
+        if number is not None:
+            if number not in versions:
                 listed = ", ".join(map(str, versions))
                 raise NotFoundError(f"model {name!r} has no version {ref} (versions: {listed})")
-            return int(ref)
+            return number
         if ref == LATEST:
             return versions[-1]
         aliases = self.aliases(name)

@@ -9,6 +9,7 @@ expected; the HTTP edge only maps the error's ``status`` onto the response.
 from __future__ import annotations
 
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from tandem.errors import RequestError
 from tandem.registry.manifest import Manifest
 
 BAD_REQUEST = 400
+UNPROCESSABLE = 422
 DEFAULT_INPUT_NAME = "input"
 ACCEPTED_DATATYPES = ("FP32", "FP64")
 PLATFORM = "tandem_pytorch"
@@ -73,11 +75,22 @@ def _bad(message: str) -> RequestError:
     return RequestError(message, BAD_REQUEST)
 
 
+def _shown(value: Any) -> str:
+    """A short ``repr`` of a client's value for an error message: bounded in length and
+    nesting, so a huge or 900-deep value is neither echoed back whole nor recursed into."""
+    return reprlib.repr(value)
+
+
 def _decode(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
+    except RecursionError:
+        # json recurses once per [ or {; no v2 request nests deeper than [N][F] in an object.
+        raise _bad("request body nests JSON arrays or objects too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _bad(f"request body is not valid JSON ({error}); send a v2 infer request") from None
+    except ValueError:  # json.loads reads digits with int(), which refuses > 4300 of them
+        raise _bad("request body holds an integer too long to read (over 4300 digits)") from None
     if not isinstance(payload, dict):
         raise _bad('request body must be a JSON object like {"inputs": [...]}')
     return payload
@@ -95,7 +108,8 @@ def _single_input(payload: dict[str, Any], expected: TensorSpec) -> dict[str, An
         raise _bad(f'"inputs"[0] must be an object {example}')
     if tensor.get("name") != expected.name:
         raise _bad(
-            f"unknown input tensor {tensor.get('name')!r}; this model expects {expected.name!r}"
+            f"unknown input tensor {_shown(tensor.get('name'))}; "
+            f"this model expects {expected.name!r}"
         )
     return tensor
 
@@ -107,7 +121,7 @@ def _shape(tensor: dict[str, Any], num_features: int) -> tuple[int, int]:
         or len(shape) != 2
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
-        raise _bad(f'"shape" must be [N, {num_features}] with N ≥ 1 rows (got {shape!r})')
+        raise _bad(f'"shape" must be [N, {num_features}] with N ≥ 1 rows (got {_shown(shape)})')
     rows, columns = shape
     if columns != num_features:
         raise _bad(f"expected {num_features} features per row, shape says {columns}")
@@ -119,14 +133,14 @@ def _shape(tensor: dict[str, Any], num_features: int) -> tuple[int, int]:
 def _values(tensor: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
     datatype = tensor.get("datatype")
     if datatype not in ACCEPTED_DATATYPES:
-        raise _bad(f"unsupported datatype {datatype!r}; send FP32 or FP64")
+        raise _bad(f"unsupported datatype {_shown(datatype)}; send FP32 or FP64")
     data = tensor.get("data")
     if not isinstance(data, list):
         raise _bad('"data" must be a list of numbers (flat row-major or nested [N][F])')
     try:
         array = np.asarray(data)
-    except ValueError:
-        raise _bad('"data" is ragged: every row must hold the same number of values') from None
+    except ValueError:  # rows of different lengths, or nested deeper than numpy's 64 dims
+        raise _bad('"data" is ragged: send a flat list or [N][F] rows of the same length') from None
     if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
         raise _bad('"data" must hold only numbers')
     expected = shape[0] * shape[1]
@@ -146,12 +160,14 @@ def _requested_outputs(payload: dict[str, Any], manifest: Manifest) -> tuple[str
     if requested is None:
         return None
     known = [spec.name for spec in output_specs(manifest)]
-    if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
+    if not isinstance(requested, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
+    ):
         raise _bad(f'"outputs" must be a list of {{"name": ...}} with names from {known}')
-    names = tuple(str(o.get("name")) for o in requested)
+    names = tuple(o["name"] for o in requested)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise _bad(f"unknown output(s) {unknown}; this model has {known}")
+        raise _bad(f"unknown output(s) {_shown(unknown)}; this model has {known}")
     return names
 
 
@@ -165,6 +181,8 @@ def parse_infer_request(body: bytes, manifest: Manifest, max_rows: int) -> Infer
         raise _bad(f"batch of {shape[0]} rows exceeds this deployment's limit of {max_rows}")
     rows = _values(tensor, shape)
     request_id = payload.get("id")
+    if isinstance(request_id, (dict, list)):
+        raise _bad(f'"id" must be a string (got {_shown(request_id)})')
     return InferRequest(
         rows=rows,
         id=None if request_id is None else str(request_id),
@@ -176,6 +194,13 @@ def infer_response(
     manifest: Manifest, request: InferRequest, outputs: dict[str, np.ndarray]
 ) -> bytes:
     """The v2 response body for one request's slice of model outputs."""
+    if not all(np.isfinite(values).all() for values in outputs.values()):
+        # Finite inputs far outside the training range (say 3e38) can overflow in the model.
+        raise RequestError(
+            "the model's outputs are NaN or Inf for these inputs; send values in the range "
+            "of the training data",
+            UNPROCESSABLE,
+        )
     body: dict[str, Any] = {"model_name": manifest.name, "model_version": str(manifest.version)}
     if request.id is not None:
         body["id"] = request.id

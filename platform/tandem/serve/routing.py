@@ -8,9 +8,12 @@ so a rollout never restarts a replica and never drops a request.
 
 from __future__ import annotations
 
+import reprlib
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tandem.errors import RequestError
+from tandem.registry.manifest import version_number
 
 NOT_FOUND = 404
 
@@ -50,12 +53,14 @@ class LiveVersions(BaseModel):
 
     def resolve(self, ref: str) -> int:
         """The loaded version named by ``ref`` (a number or an alias); 404 otherwise."""
-        version = int(ref) if ref.isdigit() else self.aliases.get(ref)
+        number = version_number(ref)
+        version = number if number is not None else self.aliases.get(ref)
         if version is None or version not in self.loaded():
             live = sorted(self.loaded())
             names = sorted(self.aliases)
             raise RequestError(
-                f"version {ref!r} is not served here; live versions: {live}, aliases: {names}",
+                f"version {reprlib.repr(ref)} is not served here; "
+                f"live versions: {live}, aliases: {names}",
                 NOT_FOUND,
             )
         return version

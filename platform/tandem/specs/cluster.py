@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from tandem.errors import SpecError
-from tandem.specs.base import Spec, parse, read_yaml
+from tandem.specs.base import Spec, non_string_keys, parse, read_yaml
 
 POOL_LABEL = "tandem.io/pool"
 POOL_RESOURCE_PREFIX = "pool_"
@@ -93,10 +93,12 @@ def launcher_schema_problems(config: Any) -> list[str]:
     import jsonschema  # ships with ray[default]'s dependencies
     import ray.autoscaler
 
+    problems = non_string_keys(config)
+    if problems:  # the schema's key patterns would crash on them
+        return problems
     schema_path = Path(ray.autoscaler.__file__).parent / "ray-schema.json"
     schema = json.loads(schema_path.read_text())
     validator = jsonschema.Draft7Validator(schema)
-    problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
         path = ".".join(str(p) for p in error.path) or "(top level)"
         problems.append(f"{path}: {error.message}")

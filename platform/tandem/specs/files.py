@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.errors import SpecError
-from tandem.specs.base import load, parse, read_yaml
+from tandem.specs.base import describe, load, parse, read_yaml
 from tandem.specs.cluster import ClusterSpec
 from tandem.specs.deployment import DeploymentSpec
 from tandem.specs.train import TrainJobSpec
@@ -27,8 +27,14 @@ def spec_kind(data: Any) -> str:
 
 def serve_config_deployments(data: dict[str, Any], source: str) -> list[DeploymentSpec]:
     """The ``DeploymentSpec`` in each Tandem application of a Serve config file."""
+    applications = data.get("applications") or []
+    if not isinstance(applications, list):
+        raise SpecError(
+            source,
+            [f"applications: expected a list of applications (got {describe(applications)})"],
+        )
     specs, problems = [], []
-    for index, app in enumerate(data.get("applications") or []):
+    for index, app in enumerate(applications):
         args = app.get("args") if isinstance(app, dict) else None
         try:
             specs.append(parse(DeploymentSpec, args, source))
