@@ -51,19 +51,26 @@ def write_dataset(folder: Path, rows: int) -> Path:
     return path
 
 
-def spec_for(path: Path, epochs: int) -> TrainJobSpec:
+def spec_for(
+    path: Path,
+    epochs: int,
+    hidden: list[int] = HIDDEN,
+    workers: int = 1,
+    name: str = "bench-ingest",
+    batch: int = BATCH,
+) -> TrainJobSpec:
     return TrainJobSpec.model_validate(
         {
-            "name": "bench-ingest",
+            "name": name,
             "dataset": {
                 "train": str(path),
                 "validation": str(path),
                 "features": FEATURES,
                 "label": "label",
             },
-            "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": HIDDEN}},
-            "train": {"epochs": epochs, "batch_size": BATCH, "lr": 0.001, "seed": 0},
-            "scaling": {"num_workers": 1, "cpus_per_worker": 1},
+            "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": hidden}},
+            "train": {"epochs": epochs, "batch_size": batch, "lr": 0.001, "seed": 0},
+            "scaling": {"num_workers": workers, "cpus_per_worker": 1},
             "checkpoint": {"every_epochs": 1, "keep": epochs},
         }
     )

@@ -25,6 +25,8 @@ from ray.util import state as ray_state
 
 from serving import Digits, LoadLoop, infer_body, labels_of, register_digits, wait_for
 from tandem.cluster import local, session
+from tandem.errors import IntegrityError
+from tandem.registry.store import Registry
 from tandem.serve import control
 from tandem.settings import Settings
 from tandem.specs.cluster import POOL_LABEL, pool_resource
@@ -272,6 +274,29 @@ def test_slow_bodies_do_not_stall_other_clients(
     finally:
         for connection in slow:
             connection.close()
+
+
+def test_a_corrupt_version_is_refused_and_the_deployment_keeps_serving_its_own(
+    cluster: Settings, fuzz_base: str, digits: Digits
+) -> None:
+    registry = Registry.default(cluster)
+    manifest, weights = registry.load_weights(FUZZ, 1)
+    corrupt = registry.register(manifest.model_copy(update={"version": 0}), weights).version
+    path = Path(cluster.storage_uri) / (
+        f"registry/{FUZZ}/versions/{corrupt}/{manifest.weights.file}"
+    )
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256"):
+        control.promote(FUZZ, corrupt, cluster)
+    with pytest.raises(IntegrityError, match="sha256"):
+        control.deploy({"model": FUZZ, "version": corrupt}, cluster)
+    assert registry.aliases(FUZZ)["production"] == 1
+    with httpx.Client(timeout=30) as client:
+        answer = client.post(f"{fuzz_base}/v2/models/{FUZZ}/infer", json=infer_body(digits.x_val))
+    assert answer.json()["model_version"] == "1"
+    assert labels_of(answer) == digits.offline[1].tolist()
 
 
 @pytest.mark.after_all

@@ -68,3 +68,10 @@ def test_ports_of_one_cluster_stay_inside_its_span() -> None:
     used += plan.direct_ingress_range()
     assert len(set(used)) == len(used)
     assert all(30000 <= port < 30000 + PORT_SPAN for port in used)
+
+
+def test_throughput_pools_yield_the_cpu_to_the_request_path(spec: ClusterSpec) -> None:
+    layout = plan_embedded(spec, [0, 1], port_base=30000)
+    niceness = {node.name: node.worker_niceness for node in layout.nodes}
+    assert niceness["head"] == niceness["serve"] == 0
+    assert niceness["train"] > 0 and niceness["batch"] > 0

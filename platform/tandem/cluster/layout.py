@@ -19,6 +19,8 @@ LOGICAL_CPUS_PER_CORE = 2
 MIN_LOGICAL_CPUS = 4
 POOL_RESOURCE_UNITS = 1000
 PORT_SPAN = 1000
+LATENCY_CRITICAL = (HEAD, "serve")
+THROUGHPUT_NICENESS = 15
 """Ports one embedded cluster uses, from its base (four nodes at most)."""
 
 
@@ -84,6 +86,16 @@ class NodePlan:
     num_gpus: int = 0
     resources: dict[str, float] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def worker_niceness(self) -> int:
+        """Nice level of the Ray workers this node starts (Ray's default is 15 for all).
+
+        Where cores are shared (the head's with the throughput pools on a small
+        machine, every core when pools are not pinned), the request path must win:
+        the head runs HAProxy and Serve's controller, so head and serve workers
+        keep the default priority and train/batch workers yield to them."""
+        return 0 if self.name in LATENCY_CRITICAL else THROUGHPUT_NICENESS
 
 
 @dataclass(frozen=True)

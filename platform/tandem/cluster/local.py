@@ -217,7 +217,9 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
                 continue
             log_path = logs / f"node-{plan.name}.log"
             log_path.write_bytes(b"")
-            process = _launch(plan, node_command(plan, layout, index, temp_dir), env, log_path)
+            node_env = {**env, "RAY_worker_niceness": str(plan.worker_niceness)}
+            command = node_command(plan, layout, index, temp_dir)
+            process = _launch(plan, command, node_env, log_path)
             started[plan.name] = process.pid
             # One at a time: raylets starting together on a shared core miss
             # their registration deadline.

@@ -179,6 +179,14 @@ class Registry:
 
     def load_weights(self, name: str, ref: int | str) -> tuple[Manifest, dict[str, torch.Tensor]]:
         """The manifest and its weights, refused (IntegrityError) unless their sha256 matches."""
+        manifest, data = self._checked_weights(name, ref)
+        return manifest, load_safetensors(data)
+
+    def verify(self, name: str, ref: int | str) -> Manifest:
+        """The manifest, once its weights file is known to match its sha256 (IntegrityError)."""
+        return self._checked_weights(name, ref)[0]
+
+    def _checked_weights(self, name: str, ref: int | str) -> tuple[Manifest, bytes]:
         manifest = self.manifest(name, ref)
         path = posixpath.join(self._version_dir(name, manifest.version), manifest.weights.file)
         data = fsio.read_bytes(self._fs, path)
@@ -190,7 +198,7 @@ class Registry:
                 f"{path} is corrupt: sha256 {actual} does not match the manifest's "
                 f"{manifest.weights.sha256}; register the model again"
             )
-        return manifest, load_safetensors(data)
+        return manifest, data
 
     def aliases(self, name: str) -> dict[str, int]:
         return self._alias_book(name).current()

@@ -25,7 +25,7 @@ from tandem.errors import ClusterError, NotFoundError
 from tandem.registry.store import Registry
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
 from tandem.serve.promotion import check_better
-from tandem.serve.resolve import live_versions, open_registry
+from tandem.serve.resolve import open_registry, verified_live_versions
 from tandem.serve.routing import LiveVersions
 from tandem.settings import Settings
 from tandem.specs.base import load
@@ -157,7 +157,7 @@ def _wait_running(names: list[str]) -> None:
 def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> Deployed:
     """Deploy (or update) one model's app; returns once its replicas serve the versions."""
     parsed = load(DeploymentSpec, spec)
-    live = live_versions(parsed, open_registry(parsed, settings))
+    live = verified_live_versions(parsed, open_registry(parsed, settings))
     _connect(settings)
     models = _deployed_configs()
     models[parsed.model] = model_app_config(parsed, live)
@@ -191,7 +191,8 @@ def _follow_aliases(model: str, settings: Settings) -> None:
     if model not in models:
         return
     spec, _ = deployed_spec(models[model])
-    models[model] = model_app_config(spec, live_versions(spec, open_registry(spec, settings)))
+    live = verified_live_versions(spec, open_registry(spec, settings))
+    models[model] = model_app_config(spec, live)
     _apply(settings, models, [model])
 
 
@@ -204,7 +205,8 @@ def promote(
 ) -> int | None:
     """Point ``alias`` at ``version`` (optionally only if better); returns the previous holder."""
     registry = Registry.default(settings)
-    candidate = registry.manifest(name, version)
+    # A corrupt candidate is refused here, before the alias (and the deployment) moves.
+    candidate = registry.verify(name, version)
     current = registry.aliases(name).get(alias)
     if if_better is not None and current is not None:
         check_better(if_better, candidate, registry.manifest(name, current))

@@ -28,3 +28,12 @@ def live_versions(spec: DeploymentSpec, registry: Registry) -> LiveVersions:
     loaded = {default, *pinned} | ({canary.version} if canary else set())
     aliases = {a: v for a, v in registry.aliases(spec.model).items() if v in loaded}
     return LiveVersions(default=default, canary=canary, pinned=pinned, aliases=aliases)
+
+
+def verified_live_versions(spec: DeploymentSpec, registry: Registry) -> LiveVersions:
+    """The versions a deployment would serve, each checked against its sha256 first:
+    a corrupt version fails here and the live deployment keeps what it serves."""
+    live = live_versions(spec, registry)
+    for version in sorted(live.loaded()):
+        registry.verify(spec.model, version)
+    return live
