@@ -40,14 +40,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import private_cluster
-from serve_http import body_for, register_models, wrk
+from serve_http import body_for, deploy_digits, register_models, wrk
 from train_ingest import spec_for, write_dataset
 
 from tandem.cluster import local
 from tandem.registry.manifest import Manifest
 from tandem.sdk import Client, Job
-from tandem.serve import control
-from tandem.settings import Settings
 
 OPEN_LOOP = Path(__file__).resolve().parent / "_openloop.py"
 TRAIN_HIDDEN = [1024, 1024, 1024]
@@ -133,19 +131,6 @@ def write_batch_inputs(folder: Path) -> Path:
     path = folder / "to-score.parquet"
     frame.to_parquet(path, index=False, row_group_size=20_000)
     return path
-
-
-def deploy_digits(settings: Settings) -> None:
-    control.deploy(
-        {
-            "model": "digits",
-            "batching": {"max_batch_size": 16, "max_wait_ms": 1},
-            "max_ongoing_requests": 64,
-            "cpus_per_replica": 1,
-            "autoscaling": {"min_replicas": 1, "max_replicas": 1},
-        },
-        settings,
-    )
 
 
 def measure(

@@ -21,32 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import REPO, private_cluster
-from train_ingest import spec_for, write_dataset
+from train_ingest import spec_for, tandem_path, write_dataset
 
 from tandem.cluster import session
-from tandem.data import ingest
 from tandem.settings import Settings
-from tandem.specs import TrainJobSpec
-from tandem.train import trainer
-from tandem.train.runs import RunStore
 
 HIDDEN = [1024, 1024, 1024]
 # Per worker. DDP all-reduces every gradient each step (8.7 MB here): the batch
 # must be large enough that the forward/backward pass outweighs that exchange.
 BATCH = 2048
-
-
-def fit_rate(spec: TrainJobSpec, storage: str) -> tuple[float, float]:
-    """Median steady-state samples/s and data-wait fraction of one training run."""
-    checked = ingest.check(spec.dataset, spec.task)
-    data = ingest.prepare(spec.dataset, spec.task, checked, seed=0)
-    runs = RunStore.open(storage, spec.name)
-    result = trainer.fit(spec, data, runs, runs.new_run_id(spec.name))
-    steady = result.history[1:] or result.history
-    return (
-        statistics.median(m["samples_per_s"] for m in steady),
-        statistics.median(m["data_wait_fraction"] for m in steady),
-    )
 
 
 def train_pool_cores(pinned: bool) -> int:
@@ -77,7 +60,7 @@ def main() -> None:
             for workers in (1, 2):
                 name = f"bench-scaling-{workers}"
                 spec = spec_for(path, args.epochs, HIDDEN, workers, name, args.batch)
-                rate, wait = fit_rate(spec, settings.storage_uri)
+                rate, wait = tandem_path(spec, settings.storage_uri)
                 rates[workers].append(rate)
                 waits[workers].append(wait)
                 print(

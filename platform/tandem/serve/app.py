@@ -183,9 +183,13 @@ class Gateway:
 
 
 def model_app_statuses() -> dict[str, ApplicationStatus]:
-    """Status of every model app (the gateway excluded), by model name."""
+    """Status of every model app (the gateway and apps being deleted excluded), by model name."""
     apps = serve.status().applications
-    return {name: app.status for name, app in apps.items() if name != GATEWAY_APP}
+    return {
+        name: app.status
+        for name, app in apps.items()
+        if name != GATEWAY_APP and app.status != ApplicationStatus.DELETING
+    }
 
 
 def build_gateway(args: dict[str, Any]) -> Application:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from ray import serve
 from ray.serve._private.client import ServeControllerClient
 from ray.serve.context import _get_global_client
@@ -172,6 +173,23 @@ def undeploy(name: str, settings: Settings) -> None:
         raise NotFoundError(f"no deployment named {name!r}; deployed: {sorted(models)}")
     del models[name]
     _apply(settings, models, [])
+    _wait_gone(name, settings)
+
+
+def _wait_gone(name: str, settings: Settings) -> None:
+    """Until the app is deleted and HTTP no longer reaches it: HAProxy drops a route
+    only after Serve has stopped the app's replicas and broadcast the change."""
+    ready = f"http://{LOOPBACK}:{http_port(settings)}{route_prefix(name)}/ready"
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if name not in serve.status().applications:
+            try:
+                if httpx.get(ready, timeout=5).status_code != 200:
+                    return
+            except httpx.HTTPError:
+                return
+        time.sleep(POLL_S)
+    raise ClusterError(f"{name!r} still answers {DEPLOY_TIMEOUT_S:.0f}s after undeploy")
 
 
 def deployments(settings: Settings) -> list[Deployed]:
