@@ -111,7 +111,7 @@ def test_a_replica_killed_under_load_fails_no_request(
         wait_for(replaced, 90, "Serve to replace the killed replica")
         recovery_s = time.monotonic() - killed_at
         count = load.total()
-        wait_for(lambda: load.total() > count + 200, 30, "load after the replacement")
+        wait_for(lambda: load.total() > count + 100, 30, "load after the replacement")
     failed = load.total() - load.statuses[200] + len(load.errors)
     print(
         f"\nreplica kill: {load.total()} requests ({sent_before_kill} before the kill), "
@@ -137,7 +137,7 @@ def test_a_lost_pool_node_keeps_its_work_and_gets_it_back(
         lost_at = time.monotonic()
         wait_for(lambda: not answers(url, body), 60, "the endpoint to notice the lost node")
         # Serve tries to replace the replica for a while; it must find no other node.
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             pools = node_pools(state.gcs_address)
             misplaced = [
@@ -216,7 +216,7 @@ RANDOM_PATHS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/._%-", max
     lambda p: f"/v2/models/{FUZZ}/" + p
 )
 PATHS = st.one_of(KNOWN_PATHS, KNOWN_PATHS, KNOWN_PATHS, RANDOM_PATHS)
-FUZZ_CASES = 300
+FUZZ_CASES = 200
 
 
 def test_fuzzed_requests_get_no_5xx_and_the_service_stays_ready(

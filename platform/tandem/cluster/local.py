@@ -199,7 +199,7 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
     if existing is not None:
         if existing.alive():
             return existing
-        if _group_alive(existing.process_groups.get(HEAD, 0)):
+        if HEAD in existing.process_groups and _group_alive(existing.process_groups[HEAD]):
             running = {n: g for n, g in existing.process_groups.items() if _group_alive(g)}
         else:  # no head: whatever is left of the old cluster cannot rejoin
             _stop_groups(existing.process_groups)
