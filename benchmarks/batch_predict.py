@@ -41,7 +41,7 @@ from tandem.cluster.local import ClusterState
 from tandem.models import build_model
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 from tandem.settings import Settings
 
 FEATURES = [f"f{i}" for i in range(64)]

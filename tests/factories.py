@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tandem.models import build_model
-from tandem.registry import InputSchema, Lineage, Manifest, Preprocessing, WeightsRef
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner, build_model
+from tandem.registry import InputSchema, Lineage, Manifest, TargetSchema, WeightsRef
 
 
 def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
@@ -20,11 +19,22 @@ def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
         factory="tandem.models.zoo:mlp",
         kwargs={"in_features": 4, "out_features": 3, "hidden": [8]},
         out_features=3,
-        input=InputSchema(features=features),
-        preprocessing=Preprocessing(mean=[5.8, 3.0, 3.7, 1.2], std=[0.8, 0.4, 1.8, 0.8]),
-        classes=[0, 1, 2],
+        inputs=[
+            InputSchema(
+                name="input",
+                kind="tabular",
+                columns=features,
+                shape=[4],
+                dtype="float32",
+                features=features,
+                normalize="fitted",
+                mean=[5.8, 3.0, 3.7, 1.2],
+                std=[0.8, 0.4, 1.8, 0.8],
+                example=[5.1, 3.5, 1.4, 0.2],
+            )
+        ],
+        target=TargetSchema(classes=[0, 1, 2]),
         metrics={"val_accuracy": 0.95},
-        example=[5.1, 3.5, 1.4, 0.2],
         weights=WeightsRef(sha256="", bytes=0),
         lineage=Lineage(
             run_name="iris",
@@ -56,7 +66,5 @@ def make_runner(version: int = 1, seed: int = 0) -> ModelRunner:
     # The factory gets the widths from the manifest's input and outputs, not from kwargs.
     manifest = make_manifest().model_copy(update={"version": version, "kwargs": {"hidden": [8]}})
     torch.manual_seed(seed)
-    model = build_model(
-        manifest.factory, manifest.kwargs, manifest.input.num_features, manifest.out_features
-    )
+    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, manifest.out_features)
     return ModelRunner(manifest, model.state_dict())

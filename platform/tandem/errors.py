@@ -45,6 +45,19 @@ class JobFailedError(TandemError):
     """A training or batch job ended in a failed state."""
 
 
+class InputError(TandemError, ValueError):
+    """Values of one model input cannot be used: an image that does not decode, a token id
+    outside the vocabulary, a tensor of the wrong shape. ``input`` names the input."""
+
+    def __init__(self, input: str, message: str) -> None:
+        super().__init__(input, message)
+        self.input = input
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"input {self.input!r}: {self.message}"
+
+
 class RequestError(TandemError):
     """An inference request was rejected; ``status`` is the HTTP status the server chose."""
 

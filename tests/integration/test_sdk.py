@@ -16,7 +16,7 @@ from tandem.data import write_digits
 from tandem.data.digits import FEATURES
 from tandem.errors import JobFailedError, NotFoundError, RequestError, SpecError
 from tandem.registry.manifest import Manifest
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 from tandem.settings import Settings
 
 pytestmark = pytest.mark.cluster

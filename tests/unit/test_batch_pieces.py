@@ -19,7 +19,7 @@ from tandem.data.source import open_source
 from tandem.errors import SpecError
 from tandem.models import build_model
 from tandem.registry import Registry
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 
 
 @pytest.fixture

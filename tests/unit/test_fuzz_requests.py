@@ -21,7 +21,7 @@ from starlette.requests import Request
 from factories import make_runner
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 from tandem.serve.service import ModelService, Outputs
 
 MODEL = "iris-mlp"

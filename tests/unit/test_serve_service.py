@@ -19,7 +19,7 @@ from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.plain import plain_app
 from tandem.serve.promotion import check_better, lower_is_better
 from tandem.serve.routing import CanaryTarget, LiveVersions
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 from tandem.serve.service import parse_route, run_grouped
 from tandem.specs.deployment import AuthSpec
 

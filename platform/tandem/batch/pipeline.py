@@ -27,7 +27,7 @@ from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 from tandem.settings import Settings
 
 POOL = "batch"

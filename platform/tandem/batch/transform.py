@@ -10,7 +10,7 @@ import numpy as np
 
 from tandem.data.preprocess import feature_matrix
 from tandem.registry.manifest import Manifest
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 
 
 def input_columns(manifest: Manifest) -> list[str]:

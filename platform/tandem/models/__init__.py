@@ -1,6 +1,22 @@
-"""The built-in model zoo and the model contract (a factory returning ``nn.Module``)."""
+"""The model contract (a factory returning ``nn.Module``), the built-in zoo, user code that
+travels with a version, and the runner that serving and batch scoring share."""
 
-from tandem.models.factory import build_model, resolve_factory
+from tandem.models.code import install_code, pack, user_package
+from tandem.models.factory import build_model, inputs_info, resolve_factory
+from tandem.models.runner import ModelRunner, Outputs, load_runner, size_torch_threads
 from tandem.models.zoo import cnn, mlp
 
-__all__ = ["build_model", "cnn", "mlp", "resolve_factory"]
+__all__ = [
+    "ModelRunner",
+    "Outputs",
+    "build_model",
+    "cnn",
+    "inputs_info",
+    "install_code",
+    "load_runner",
+    "mlp",
+    "pack",
+    "resolve_factory",
+    "size_torch_threads",
+    "user_package",
+]

@@ -1,19 +1,30 @@
 """The model contract: ``module:factory`` returning an ``nn.Module``.
 
-The factory is called as ``factory(in_features=F, out_features=C, **kwargs)``.
-The module maps a float32 batch ``[N, F]`` (already normalised) to ``[N, C]``:
-class logits for classification, ``C = 1`` for regression.
+The factory is called as ``factory(out_features=C, inputs={...}, **kwargs)`` when it has an
+``inputs`` parameter (or ``**kwargs``): ``inputs`` maps each input's name, in ``forward``
+order, to plain data — ``{"kind": "image", "shape": [3, 32, 32], "dtype": "float32"}``,
+plus ``"vocab_size"`` for sequences — so a user's factory needs no Tandem import. A
+factory with an ``in_features`` parameter instead gets ``in_features=F`` and works when
+the model has exactly one tabular or tensor input (its ``F`` values, flattened).
+
+``forward`` receives one tensor per input, positionally, batch axis first, and returns
+``[N, C]``: class logits for classification, the predicted values for regression.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from tandem.errors import SpecError
+from tandem.registry import InputSchema
+
+InputsInfo = dict[str, dict[str, Any]]
 
 
 def resolve_factory(path: str, source: str = "model.factory") -> Callable[..., nn.Module]:
@@ -34,14 +45,56 @@ def resolve_factory(path: str, source: str = "model.factory") -> Callable[..., n
     return factory
 
 
+def inputs_info(inputs: list[InputSchema]) -> InputsInfo:
+    """What the factory is told about the inputs: plain dicts, in ``forward`` order."""
+    info: InputsInfo = {}
+    for schema in inputs:
+        entry: dict[str, Any] = {
+            "kind": schema.kind,
+            "shape": list(schema.shape),
+            "dtype": schema.dtype,
+        }
+        if schema.vocab_size is not None:
+            entry["vocab_size"] = schema.vocab_size
+        info[schema.name] = entry
+    return info
+
+
+def takes_flat_features(factory: Callable[..., nn.Module]) -> bool:
+    """Whether the factory follows the ``in_features`` form of the contract."""
+    parameters = inspect.signature(factory).parameters
+    return "in_features" in parameters and "inputs" not in parameters
+
+
 def build_model(
-    factory: str, kwargs: dict[str, Any], in_features: int, out_features: int
+    factory: str, kwargs: dict[str, Any], inputs: list[InputSchema], out_features: int
 ) -> nn.Module:
     """Build the model and check the factory kept the contract."""
-    module = resolve_factory(factory)(in_features=in_features, out_features=out_features, **kwargs)
+    make = resolve_factory(factory)
+    if takes_flat_features(make):
+        if len(inputs) != 1 or inputs[0].kind not in ("tabular", "tensor"):
+            raise SpecError(
+                "model.factory",
+                [
+                    f"model.factory: {factory} takes in_features, so it fits one tabular or "
+                    f"tensor input (this model has {[i.kind for i in inputs]}); give the "
+                    "factory an `inputs` parameter instead"
+                ],
+            )
+        sizes: dict[str, Any] = {"in_features": math.prod(inputs[0].shape)}
+    else:
+        sizes = {"inputs": inputs_info(inputs)}
+    module = make(out_features=out_features, **sizes, **kwargs)
     if not isinstance(module, nn.Module):
         raise SpecError(
             "model.factory",
             [f"model.factory: {factory} must return a torch.nn.Module (got {type(module)!r})"],
         )
+    if "in_features" in sizes:
+        # A hook, not a wrapper module: the state dict keeps the factory's own key names.
+        module.register_forward_pre_hook(_flatten_inputs)
     return module
+
+
+def _flatten_inputs(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return tuple(a.flatten(1) for a in args)

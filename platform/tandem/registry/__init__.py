@@ -4,11 +4,13 @@ from tandem.registry.lock import LockPolicy
 from tandem.registry.manifest import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
+    CodeRef,
     DatasetRef,
+    InputKind,
     InputSchema,
     Lineage,
     Manifest,
-    Preprocessing,
+    TargetSchema,
     WeightsRef,
 )
 from tandem.registry.store import Registry
@@ -16,12 +18,14 @@ from tandem.registry.store import Registry
 __all__ = [
     "MANIFEST_FILE",
     "WEIGHTS_FILE",
+    "CodeRef",
     "DatasetRef",
+    "InputKind",
     "InputSchema",
     "Lineage",
     "LockPolicy",
     "Manifest",
-    "Preprocessing",
+    "TargetSchema",
     "Registry",
     "WeightsRef",
 ]

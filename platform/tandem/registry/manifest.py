@@ -1,18 +1,21 @@
 """``manifest.json``: everything needed to rebuild, check and serve a model version.
 
 Weights are data, never code: the manifest names the factory by import path and
-holds its kwargs, the preprocessing fitted at training time and the sha256 of
-``model.safetensors``. Nothing is unpickled from storage.
+holds its kwargs, each input's preprocessing fitted at training time and the sha256
+of ``model.safetensors`` (and of ``code.zip``, the user's package, when the factory
+came from one). Nothing is unpickled from storage.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "model.safetensors"
+CODE_FILE = "code.zip"
 MAX_VERSION_DIGITS = 18
 
 
@@ -31,24 +34,49 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+InputKind = Literal["tabular", "tensor", "image", "sequence"]
+
+
 class InputSchema(Record):
-    features: list[str]
-    """Feature names in the order the model (and a v2 request's columns) expect."""
-    datatype: Literal["FP32"] = "FP32"
-    """Tensor type the model computes in; FP64 requests are converted."""
-    source_column: str | None = None
-    """Set when the Parquet data held features as one fixed-size-list column."""
+    """One model input as training fitted it: what it reads, its shape and preprocessing.
+
+    ``tandem.preprocess`` applies it identically in training, serving and batch scoring.
+    """
+
+    name: str
+    """The v2 request's tensor name and the key in the factory's ``inputs``."""
+    kind: InputKind
+    columns: list[str]
+    """Parquet columns it reads (tabular: one per feature or one list column; else one)."""
+    shape: list[int]
+    """Shape of one row as the model sees it, without the batch axis."""
+    dtype: Literal["float32", "int64"]
+    """Element type the model receives (int64 for token ids, float32 otherwise)."""
+    features: list[str] = Field(default_factory=list)
+    """Tabular: one name per feature (a column, or ``column[i]`` of a list column)."""
+    normalize: Literal["fitted", "none"] = "none"
+    mean: list[float] | None = None
+    """With ``normalize: fitted``: per feature (tabular) or per channel (tensor, image)."""
+    std: list[float] | None = None
+    """Standard deviations matching ``mean`` (1.0 where a value is constant)."""
+    vocab_size: int | None = Field(None, ge=1)
+    """Sequence: largest token id in the training split + 1; larger ids are refused."""
+    example: list[int] | list[float] | str
+    """One raw training row: numbers (row-major) or, for images, the encoded image as
+    base64. Replicas run it for warm-up and health checks."""
 
     @property
     def num_features(self) -> int:
-        return len(self.features)
+        return math.prod(self.shape)
 
 
-class Preprocessing(Record):
-    mean: list[float]
-    """Per-feature mean over the training split, in ``InputSchema.features`` order."""
-    std: list[float]
-    """Per-feature standard deviation (1.0 where a feature is constant)."""
+class TargetSchema(Record):
+    """What the model predicts."""
+
+    shape: list[int] = Field(default_factory=list)
+    """Regression: ``[]`` for one value per row, ``[K]`` for a vector of K values."""
+    classes: list[int] | None = None
+    """Classification: the label value of each output index (sorted training labels)."""
 
 
 class DatasetRef(Record):
@@ -79,6 +107,15 @@ class WeightsRef(Record):
     bytes: int = Field(ge=0)
 
 
+class CodeRef(Record):
+    package: str
+    """Top-level package (or module) name the factory is imported from."""
+    file: str = CODE_FILE
+    """Zip of the package's source in the version folder."""
+    sha256: str
+    bytes: int = Field(ge=0)
+
+
 class Manifest(Record):
     name: str
     version: int = Field(ge=0)
@@ -89,13 +126,17 @@ class Manifest(Record):
     factory: str
     kwargs: dict[str, Any]
     out_features: int = Field(ge=1)
-    input: InputSchema
-    preprocessing: Preprocessing
-    classes: list[int] | None = None
-    """Classification: the label value of each output index (sorted training labels)."""
+    inputs: list[InputSchema] = Field(min_length=1)
+    """The model's inputs in ``forward`` order."""
+    target: TargetSchema
     metrics: dict[str, float]
     """Validation metrics of the registered checkpoint (``val_accuracy`` or ``val_rmse``, ...)."""
-    example: list[float]
-    """One raw training row: replicas run it for warm-up and health checks."""
     weights: WeightsRef
+    code: CodeRef | None = None
+    """The user package the factory comes from, stored with the version; ``None`` for
+    factories importable everywhere (Tandem's zoo, installed packages)."""
     lineage: Lineage
+
+    @property
+    def classes(self) -> list[int] | None:
+        return self.target.classes

@@ -4,6 +4,7 @@ Layout under ``<root>/registry/<name>/``::
 
     versions/<n>/claim.json         who claimed number n (exclusive create)
     versions/<n>/model.safetensors  the weights
+    versions/<n>/code.zip           the user's model package, when the factory is user code
     versions/<n>/manifest.json      written last: its arrival makes version n exist
     aliases.json                    alias → history of versions (current last)
     aliases.lock                    held while aliases.json changes
@@ -21,8 +22,9 @@ Guarantees, given the backend's exclusive create (see ``fsio``):
   once, and nothing deletes one.
 - Alias moves are serialised by ``aliases.lock`` and ``aliases.json`` is
   replaced in one step, so concurrent moves never lose an update.
-- Weights are checked against the manifest's sha256 before deserialising, and
-  only safetensors and JSON are ever parsed: nothing is unpickled.
+- Weights (and ``code.zip``, a user package shipped with the version) are checked
+  against the manifest's sha256 before use, and only safetensors, JSON and the zip of
+  source files are ever read: nothing is unpickled.
 
 Per backend: local disks and NFS (``O_EXCL``, ``rename``) give all of the above;
 ``memory://`` gives them within one process; object stores give them when their
@@ -52,8 +54,10 @@ from tandem.errors import IntegrityError, NotFoundError, SpecError
 from tandem.registry import fsio, lock
 from tandem.registry.aliases import ALIASES_FILE, LATEST, AliasBook, check_alias_name
 from tandem.registry.manifest import (
+    CODE_FILE,
     MANIFEST_FILE,
     WEIGHTS_FILE,
+    CodeRef,
     Manifest,
     WeightsRef,
     version_number,
@@ -78,24 +82,33 @@ class Registry:
 
     # --- writing ------------------------------------------------------------
 
-    def register(self, manifest: Manifest, weights: dict[str, torch.Tensor]) -> Manifest:
-        """Store ``weights`` as a new version of ``manifest.name``; returns the stored manifest
-        (its ``version``, ``created_at`` and ``weights`` are filled in here)."""
+    def register(
+        self, manifest: Manifest, weights: dict[str, torch.Tensor], code: bytes | None = None
+    ) -> Manifest:
+        """Store ``weights`` (and ``code``, the zip of the package ``manifest.code`` names)
+        as a new version of ``manifest.name``; returns the stored manifest (its
+        ``version``, ``created_at``, ``weights`` and ``code`` are filled in here)."""
         name = _checked_model_name(manifest.name)
+        assert (code is None) == (manifest.code is None), "code and manifest.code go together"
         data = save_safetensors(weights)
         version = self._claim_next_version(name)
         folder = self._version_dir(name, version)
         self._fs.pipe_file(posixpath.join(folder, WEIGHTS_FILE), data)
-        stored = Manifest.model_validate(
-            {
-                **manifest.model_dump(),
-                "version": version,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "weights": WeightsRef(
-                    file=WEIGHTS_FILE, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data)
-                ),
-            }
-        )
+        update: dict[str, object] = {
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "weights": WeightsRef(
+                file=WEIGHTS_FILE, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data)
+            ),
+        }
+        if code is not None and manifest.code is not None:
+            self._fs.pipe_file(posixpath.join(folder, CODE_FILE), code)
+            update["code"] = CodeRef(
+                package=manifest.code.package,
+                sha256=hashlib.sha256(code).hexdigest(),
+                bytes=len(code),
+            )
+        stored = Manifest.model_validate({**manifest.model_dump(), **update})
         fsio.write_atomic(
             self._fs,
             posixpath.join(folder, MANIFEST_FILE),
@@ -182,23 +195,38 @@ class Registry:
         manifest, data = self._checked_weights(name, ref)
         return manifest, load_safetensors(data)
 
+    def load_code(self, name: str, ref: int | str) -> bytes:
+        """The zip of the version's user package, refused (IntegrityError) unless its sha256
+        matches the manifest's."""
+        manifest = self.manifest(name, ref)
+        assert manifest.code is not None, f"{name} v{manifest.version} ships no code"
+        path = posixpath.join(self._version_dir(name, manifest.version), manifest.code.file)
+        return self._checked_file(path, manifest.code.sha256)
+
     def verify(self, name: str, ref: int | str) -> Manifest:
-        """The manifest, once its weights file is known to match its sha256 (IntegrityError)."""
+        """The manifest, once its weights (and code) are known to match their sha256
+        (IntegrityError)."""
         return self._checked_weights(name, ref)[0]
 
     def _checked_weights(self, name: str, ref: int | str) -> tuple[Manifest, bytes]:
         manifest = self.manifest(name, ref)
-        path = posixpath.join(self._version_dir(name, manifest.version), manifest.weights.file)
+        folder = self._version_dir(name, manifest.version)
+        data = self._checked_file(posixpath.join(folder, manifest.weights.file), manifest.weights.sha256)
+        if manifest.code is not None:
+            self._checked_file(posixpath.join(folder, manifest.code.file), manifest.code.sha256)
+        return manifest, data
+
+    def _checked_file(self, path: str, sha256: str) -> bytes:
         data = fsio.read_bytes(self._fs, path)
         if data is None:
             raise IntegrityError(f"{path} is missing although its manifest exists")
         actual = hashlib.sha256(data).hexdigest()
-        if actual != manifest.weights.sha256:
+        if actual != sha256:
             raise IntegrityError(
                 f"{path} is corrupt: sha256 {actual} does not match the manifest's "
-                f"{manifest.weights.sha256}; register the model again"
+                f"{sha256}; register the model again"
             )
-        return manifest, data
+        return data
 
     def aliases(self, name: str) -> dict[str, int]:
         return self._alias_book(name).current()

@@ -29,7 +29,7 @@ from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.metrics import RequestMetrics
 from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
-from tandem.serve.runner import ModelRunner, size_torch_threads
+from tandem.models import ModelRunner, size_torch_threads
 from tandem.serve.service import ModelService, Outputs, json_response, run_grouped
 from tandem.settings import Settings
 from tandem.specs.base import parse

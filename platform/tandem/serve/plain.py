@@ -18,7 +18,7 @@ from tandem.registry.store import Registry
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.serve.runner import ModelRunner, size_torch_threads
+from tandem.models import ModelRunner, size_torch_threads
 from tandem.serve.service import ModelService, Outputs, json_response
 from tandem.settings import Settings
 

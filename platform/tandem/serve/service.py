@@ -23,7 +23,7 @@ from tandem.errors import RequestError
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.serve.runner import ModelRunner
+from tandem.models import ModelRunner
 
 PAYLOAD_TOO_LARGE = 413
 NOT_FOUND = 404
