@@ -17,9 +17,8 @@ from tandem.batch.pipeline import check_columns
 from tandem.batch.transform import RowIndex, Scorer
 from tandem.data.source import open_source
 from tandem.errors import SpecError
-from tandem.models import build_model
+from tandem.models import ModelRunner, build_model
 from tandem.registry import Registry
-from tandem.models import ModelRunner
 
 
 @pytest.fixture
@@ -28,14 +27,14 @@ def runner(tmp_path: Path) -> ModelRunner:
     # The factory gets the widths from the manifest's input and outputs, not from kwargs.
     runnable = make_manifest().model_copy(update={"kwargs": {"hidden": [8]}})
     torch.manual_seed(3)
-    model = build_model(runnable.factory, runnable.kwargs, 4, runnable.out_features)
+    model = build_model(runnable.factory, runnable.kwargs, runnable.inputs, runnable.out_features)
     stored = registry.register(runnable, model.state_dict())
     return ModelRunner(*registry.load_weights(stored.name, stored.version))
 
 
 def raw_batch(n: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    features = make_manifest().input.features
+    features = make_manifest().inputs[0].features
     batch = {name: rng.normal(3, 1, n).astype(np.float64) for name in reversed(features)}
     batch["customer"] = np.arange(100, 100 + n)
     return batch
@@ -64,8 +63,9 @@ def test_scorer_outputs_equal_the_runner_on_the_same_rows_in_feature_order(
 ) -> None:
     batch = raw_batch(7)
     scored = Scorer(runner, id_column="customer")(batch)
-    rows = np.stack([batch[f] for f in runner.manifest.input.features], axis=1).astype(np.float32)
-    expected = runner.predict(rows)
+    features = runner.manifest.inputs[0].features
+    rows = np.stack([batch[f] for f in features], axis=1).astype(np.float32)
+    expected = runner.predict([rows])
     assert list(scored) == ["customer", "probabilities", "label"]
     np.testing.assert_array_equal(scored["customer"], batch["customer"])
     np.testing.assert_array_equal(scored["label"], expected["label"])

@@ -14,7 +14,7 @@ import pytest
 from factories import make_manifest
 from tandem.batch.config import BatchPredictSpec
 from tandem.errors import RequestError, SpecError
-from tandem.sdk.client import frame_rows
+from tandem.sdk.client import frame_inputs
 from tandem.sdk.entrypoints import batch_entrypoint
 from tandem.sdk.inference import infer_body, parse_outputs, raise_for_status
 from tandem.specs.files import deployment_specs
@@ -61,12 +61,14 @@ def test_server_errors_keep_their_message_and_status() -> None:
 
 def test_dataframe_columns_are_reordered_to_the_model_features() -> None:
     manifest = make_manifest()
-    features = manifest.input.features
+    features = manifest.inputs[0].features
     frame = pd.DataFrame({name: [float(i), float(i + 10)] for i, name in enumerate(features)})
     shuffled = frame[list(reversed(features))].assign(extra=[7, 8])
-    np.testing.assert_array_equal(frame_rows(shuffled, manifest), frame.to_numpy(np.float32))
+    inputs = frame_inputs(shuffled, manifest)
+    assert list(inputs) == ["input"]
+    np.testing.assert_array_equal(inputs["input"], frame.to_numpy(np.float32))
     with pytest.raises(SpecError, match="sepal_length"):
-        frame_rows(frame.drop(columns=["sepal_length"]), manifest)
+        frame_inputs(frame.drop(columns=["sepal_length"]), manifest)
 
 
 def test_a_serve_config_file_yields_each_tandem_app() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from factories import make_manifest
 from tandem.errors import NotFoundError, SpecError
 from tandem.models import build_model, cnn, mlp
 from tandem.train import checkpoint
@@ -18,7 +19,7 @@ def loop_config(**changes: object) -> LoopConfig:
     base = dict(
         factory="tandem.models:mlp",
         kwargs={"hidden": [8]},
-        in_features=4,
+        inputs=make_manifest().inputs,
         out_features=3,
         task="classification",
         epochs=2,
@@ -82,7 +83,8 @@ def test_zoo_models_map_features_to_outputs() -> None:
     x = torch.randn(5, 64)
     assert mlp(64, 10)(x).shape == (5, 10)
     assert cnn(64, 10)(x).shape == (5, 10)
-    assert build_model("tandem.models:mlp", {"hidden": [16]}, 64, 1)(x).shape == (5, 1)
+    tabular = make_manifest().inputs[0].model_copy(update={"shape": [64]})
+    assert build_model("tandem.models:mlp", {"hidden": [16]}, [tabular], 1)(x).shape == (5, 1)
 
 
 def test_cnn_refuses_non_square_inputs() -> None:
@@ -99,7 +101,7 @@ def test_cnn_refuses_non_square_inputs() -> None:
 )
 def test_bad_factory_names_the_field(factory: str, message: str) -> None:
     with pytest.raises(SpecError) as info:
-        build_model(factory, {}, 4, 2)
+        build_model(factory, {}, make_manifest().inputs, 2)
     assert info.value.problems[0].startswith("model.factory: ")
     assert message in info.value.problems[0]
 

@@ -27,7 +27,7 @@ from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
-from tandem.models import ModelRunner
+from tandem.models import load_runner, output_names
 from tandem.settings import Settings
 
 POOL = "batch"
@@ -45,8 +45,7 @@ class ScoringActor:
     ) -> None:
         # Actors of one node share its pinned cores; more threads than that only contend.
         torch.set_num_threads(max(1, usable_cores() // actors))
-        manifest, weights = Registry(storage).load_weights(model, version)
-        self.scorer = Scorer(ModelRunner(manifest, weights), id_column)
+        self.scorer = Scorer(load_runner(Registry(storage), model, version), id_column)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.scorer(batch)
@@ -66,6 +65,11 @@ def check_columns(source: ParquetSource, manifest: Manifest, id_column: str | No
         for column in wanted
         if column not in names
     ]
+    if id_column in output_names(manifest):
+        problems.append(
+            f"id_column: {id_column!r} is also the name of an output column "
+            f"{list(output_names(manifest))}; name another column"
+        )
     if problems:
         raise SpecError("input", problems)
     return wanted

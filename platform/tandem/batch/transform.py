@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tandem.data.preprocess import feature_matrix
-from tandem.registry.manifest import Manifest
 from tandem.models import ModelRunner
+from tandem.preprocess import gather
+from tandem.registry import Manifest
 
 
 def input_columns(manifest: Manifest) -> list[str]:
-    """Parquet columns holding the model's features (one list column or one per feature)."""
-    source = manifest.input.source_column
-    return [source] if source is not None else list(manifest.input.features)
+    """Parquet columns the model's inputs read, in input order."""
+    return [column for schema in manifest.inputs for column in schema.columns]
 
 
 class Scorer:
@@ -24,12 +23,11 @@ class Scorer:
 
     def __init__(self, runner: ModelRunner, id_column: str | None) -> None:
         self.runner = runner
-        self.columns = input_columns(runner.manifest)
         self.id_column = id_column
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = feature_matrix(batch, self.columns)
-        scored = dict(self.runner.predict(rows))
+        raws = [gather(schema, batch) for schema in self.runner.manifest.inputs]
+        scored = dict(self.runner.predict(raws))
         if self.id_column is not None:
             return {self.id_column: batch[self.id_column], **scored}
         return scored

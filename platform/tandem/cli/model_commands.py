@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tandem.cli.app import app, console, user_errors
-from tandem.registry import Manifest
+from tandem.registry import InputSchema, Manifest
 from tandem.sdk import Client
 
 models_app = typer.Typer(help="Browse the versioned model registry.", add_completion=False)
@@ -59,6 +59,22 @@ def show(
     show_manifest(manifest, aliases)
 
 
+def describe_input(schema: InputSchema) -> str:
+    """``image 'image' [1, 8, 8] float32 from column image, normalised`` and the like."""
+    shape = "×".join(map(str, schema.shape))
+    text = f"{schema.name} ({schema.kind} {shape} {schema.dtype}"
+    if schema.kind == "tabular":
+        shown = ", ".join(schema.features[:8]) + (", …" if len(schema.features) > 8 else "")
+        text += f": {shown}"
+    else:
+        text += f" from column {schema.columns[0]}"
+    if schema.vocab_size is not None:
+        text += f", vocabulary {schema.vocab_size}"
+    if schema.normalize == "fitted":
+        text += ", normalised"
+    return text + ")"
+
+
 def show_manifest(manifest: Manifest, aliases: list[str]) -> None:
     named = f"  (aliases: {', '.join(aliases)})" if aliases else ""
     outputs = f"{manifest.out_features} outputs"
@@ -69,11 +85,14 @@ def show_manifest(manifest: Manifest, aliases: list[str]) -> None:
         "registered": manifest.created_at,
         "task": f"{manifest.task}, {outputs}",
         "factory": f"{manifest.factory} {json.dumps(manifest.kwargs)}",
-        "input": f"{manifest.input.num_features} × {manifest.input.datatype}: "
-        + ", ".join(manifest.input.features),
+        "inputs": "; ".join(describe_input(schema) for schema in manifest.inputs),
         "metrics": ", ".join(f"{k} {v:.4g}" for k, v in sorted(manifest.metrics.items())) or "-",
         "weights": f"{manifest.weights.file}, {manifest.weights.bytes:,} bytes, "
         f"sha256 {manifest.weights.sha256}",
+        "user code": "-"
+        if manifest.code is None
+        else f"{manifest.code.package} ({manifest.code.file}, {manifest.code.bytes:,} bytes, "
+        f"sha256 {manifest.code.sha256})",
         "run": f"{lineage.run_name} ({lineage.run_id}), checkpoint {lineage.checkpoint}",
         "code": f"{lineage.code_version}, ray {lineage.ray_version}, "
         f"torch {lineage.torch_version}, python {lineage.python_version}",

@@ -93,11 +93,17 @@ def submit(
     entrypoint: str,
     env_vars: dict[str, str] | None = None,
     submission_id: str | None = None,
+    py_modules: list[str] | None = None,
 ) -> JobHandle:
+    """``py_modules``: local package folders Ray uploads and puts on the job's path."""
     jobs = client(settings)
-    runtime_env = {"env_vars": env_vars} if env_vars else None
+    runtime_env: dict[str, object] = {}
+    if env_vars:
+        runtime_env["env_vars"] = env_vars
+    if py_modules:
+        runtime_env["py_modules"] = py_modules
     job_id = jobs.submit_job(
-        entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id
+        entrypoint=entrypoint, runtime_env=runtime_env or None, submission_id=submission_id
     )
     return JobHandle(jobs, job_id)
 

@@ -1,23 +1,30 @@
-"""Ray Data ingest: Parquet → preprocessed ``{x, y}`` datasets, read in the train pool.
+"""Ray Data ingest: Parquet → preprocessed ``{x0, x1, ..., y}`` datasets, read in the train pool.
 
 The only module of ``tandem.data`` that calls Ray. Statistics are fitted on the
-training split only; the resulting transform runs inside Ray Data tasks that
-ask for the train pool, so ingest never touches serve cores.
+training split only; the resulting transform (``tandem.preprocess``, the same code
+serving and batch scoring run) runs inside Ray Data tasks that ask for the train
+pool, so ingest never touches serve cores.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from functools import reduce
 
 import numpy as np
 import ray.data
 from ray.data import Dataset
 
 from tandem.cluster.pools import pool_resources
-from tandem.data.preprocess import Moments, Transform, feature_matrix
-from tandem.data.source import ParquetSource, check_label, feature_width, open_source
-from tandem.registry.manifest import DatasetRef, InputSchema, Preprocessing
+from tandem.data.columns import LABEL_KEY, input_key
+from tandem.data.content import scan
+from tandem.data.fit import PartialFit, fitted, label_index
+from tandem.data.schema import draft_inputs, draft_target, input_field
+from tandem.data.source import ParquetSource, open_source
+from tandem.errors import SpecError
+from tandem.preprocess import gather, model_array
+from tandem.preprocess.inputs import feature_matrix
+from tandem.registry import DatasetRef, InputSchema, TargetSchema
 from tandem.specs.dataset import DatasetSpec
 
 POOL = "train"
@@ -33,34 +40,50 @@ class CheckedData:
 
     train: ParquetSource
     validation: ParquetSource | None
-    num_features: int
-    list_column: str | None
+    inputs: list[InputSchema]
+    """Drafts: columns, shapes and dtypes known, nothing fitted yet."""
+    target: TargetSchema
+    max_ids: dict[str, int]
+    """Largest token id per sequence input, over both splits."""
 
 
 @dataclass(frozen=True)
 class PreparedData:
     train: Dataset
     validation: Dataset
-    input: InputSchema
-    preprocessing: Preprocessing
-    classes: list[int] | None
-    example: list[float]
+    inputs: list[InputSchema]
+    """Fitted: statistics, vocabulary sizes and an example row filled in."""
+    target: TargetSchema
     refs: list[DatasetRef]
     train_rows: int
 
+    @property
+    def out_features(self) -> int:
+        if self.target.classes is not None:
+            return len(self.target.classes)
+        return math.prod(self.target.shape)
+
 
 def check(spec: DatasetSpec, task: str) -> CheckedData:
-    """Open the URIs and check columns and types; ``SpecError`` names the field."""
+    """Open the URIs, check columns and types against the spec and scan image and sequence
+    values; ``SpecError`` names the field (and the file and row for a bad value)."""
     train = open_source(spec.train, "dataset.train")
     validation = open_source(spec.validation, "dataset.validation") if spec.validation else None
-    for source in filter(None, (train, validation)):
-        schema = source.schema()
-        width, list_column = feature_width(schema, spec)
-        check_label(schema, spec, task)
-    return CheckedData(train, validation, width, list_column)
+    sources = [s for s in (train, validation) if s is not None]
+    # Every split must fit the spec; the training split's drafts are kept.
+    drafts = [draft_inputs(s.schema(), spec) for s in sources]
+    targets = [draft_target(s.schema(), spec, task) for s in sources]
+    if targets[-1] != targets[0]:
+        raise SpecError(
+            "dataset",
+            [f"dataset.label: {spec.label!r} has another type in the validation data"],
+        )
+    fields = [input_field(spec, i) for i in range(len(drafts[0]))]
+    report = scan(sources, drafts[0], fields)
+    return CheckedData(train, validation, drafts[0], targets[0], report.max_ids)
 
 
-def _read(source: ParquetSource, spec: DatasetSpec) -> Dataset:
+def _read(source: ParquetSource, columns: list[str]) -> Dataset:
     # Ray Data's V2 Parquet source lists files in a task that ignores the
     # caller's resources, so it could run on any pool's cores; the V1 source
     # reads footers in the driver (head, never serve) and runs every read task
@@ -69,100 +92,69 @@ def _read(source: ParquetSource, spec: DatasetSpec) -> Dataset:
     return ray.data.read_parquet(
         list(source.files),
         filesystem=source.arrow_fs,
-        columns=[*spec.features, spec.label],
+        columns=columns,
         resources=pool_resources(POOL),
     )
 
 
-class PartialMoments:
-    """One block's feature moments and label values, as a one-row batch."""
-
-    def __init__(self, features: list[str], label: str, task: str) -> None:
-        self.features, self.label, self.task = features, label, task
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        y = batch[self.label] if self.task == "classification" else None
-        m = Moments.of(feature_matrix(batch, self.features), y)
-        return {
-            "count": np.array([m.count]),
-            "total": m.total[None, :],
-            "squares": m.squares[None, :],
-            "labels": np.array([sorted(m.labels)], dtype=object),
-            "first_row": feature_matrix(batch, self.features)[:1],
-        }
-
-
-def _fit(train: Dataset, spec: DatasetSpec, task: str) -> tuple[Moments, list[float]]:
-    """Moments of the whole split and its first row (the manifest's example), in one pass."""
-    rows = train.map_batches(
-        PartialMoments(spec.features, spec.label, task),
-        batch_format="numpy",
-        batch_size=None,
-        resources=pool_resources(POOL),
-    ).take_all()
-    parts = [
-        Moments(int(r["count"]), np.asarray(r["total"]), np.asarray(r["squares"]), set(r["labels"]))
-        for r in rows
-    ]
-    return reduce(Moments.merge, parts), np.asarray(rows[0]["first_row"]).tolist()
-
-
 class ToTensors:
-    """Map a raw batch to ``{"x": float32 [N, F], "y": int64 | float32 [N]}``."""
+    """Map a raw batch to ``{"x0": ..., "x1": ..., "y": int64 | float32}`` (model arrays)."""
 
-    def __init__(self, transform: Transform, features: list[str], label: str) -> None:
-        self.transform = transform
-        self.features = features
-        self.label = label
+    def __init__(self, inputs: list[InputSchema], target: TargetSchema, label: str) -> None:
+        self.inputs, self.label = inputs, label
+        self.classes = None if target.classes is None else np.asarray(target.classes)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = self.transform.features(feature_matrix(batch, self.features))
+        out = {
+            input_key(i): model_array(schema, gather(schema, batch))
+            for i, schema in enumerate(self.inputs)
+        }
         raw = batch[self.label]
-        if self.transform.classes is not None:
-            y = self.transform.label_index(raw)
+        if self.classes is not None:
+            out[LABEL_KEY] = label_index(self.classes, raw)
         else:
-            y = raw.astype(np.float32)
-        return {"x": x, "y": y}
+            out[LABEL_KEY] = feature_matrix({self.label: raw}, [self.label]).reshape(len(raw), -1)
+        return out
 
 
 def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> PreparedData:
-    """Read, split (when no validation URI), fit statistics and build tensor datasets."""
-    train = _read(checked.train, spec)
+    """Read, split (when no validation URI), fit on the training split, build tensor datasets."""
+    columns = sorted({c for d in checked.inputs for c in d.columns} | {spec.label})
+    train = _read(checked.train, columns)
     if checked.validation is not None:
-        validation = _read(checked.validation, spec)
+        validation = _read(checked.validation, columns)
     else:
         train, validation = train.train_test_split(
             test_size=spec.validation_fraction, shuffle=True, seed=seed
         )
-    moments, example = _fit(train, spec, task)
-    mean, std = moments.mean_std()
-    classes = sorted(moments.labels) if task == "classification" else None
-    transform = Transform.create(mean, std, classes)
-    to_tensors = ToTensors(transform, spec.features, spec.label)
-    features = (
-        spec.features
-        if checked.list_column is None
-        else [f"{checked.list_column}[{i}]" for i in range(checked.num_features)]
+    parts = train.map_batches(
+        PartialFit(checked.inputs, spec.label, task == "classification"),
+        batch_format="numpy",
+        batch_size=None,
+        resources=pool_resources(POOL),
+    ).take_all()
+    inputs, target, rows = fitted(
+        checked.inputs, checked.target, [p["part"] for p in parts], checked.max_ids
     )
-    refs = [
-        DatasetRef(uri=s.uri, fingerprint=s.fingerprint())
-        for s in filter(None, (checked.train, checked.validation))
-    ]
+    to_tensors = ToTensors(inputs, target, spec.label)
     tensors = [
         split.map_batches(
             to_tensors, batch_format="numpy", zero_copy_batch=True, resources=pool_resources(POOL)
         )
         for split in (train, validation)
     ]
-    if moments.count * (checked.num_features + 1) * 4 <= CACHE_MAX_BYTES:
+    row_bytes = sum(math.prod(s.shape) * 8 for s in inputs) + 8 * max(1, math.prod(target.shape))
+    if rows * row_bytes <= CACHE_MAX_BYTES:
         tensors = [split.materialize() for split in tensors]
+    refs = [
+        DatasetRef(uri=s.uri, fingerprint=s.fingerprint())
+        for s in filter(None, (checked.train, checked.validation))
+    ]
     return PreparedData(
         train=tensors[0],
         validation=tensors[1],
-        input=InputSchema(features=features, source_column=checked.list_column),
-        preprocessing=Preprocessing(mean=mean, std=std),
-        classes=classes,
-        example=example,
+        inputs=inputs,
+        target=target,
         refs=refs,
-        train_rows=moments.count,
+        train_rows=rows,
     )

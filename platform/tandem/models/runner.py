@@ -54,8 +54,10 @@ class ModelRunner:
 
     def prepare(self, raws: Sequence[Raw]) -> list[np.ndarray]:
         """Model arrays for one raw value per input, in the manifest's input order."""
-        assert len(raws) == len(self.manifest.inputs)
-        return [model_array(schema, raw) for schema, raw in zip(self.manifest.inputs, raws)]
+        return [
+            model_array(schema, raw)
+            for schema, raw in zip(self.manifest.inputs, raws, strict=True)
+        ]
 
     def forward(self, arrays: Sequence[np.ndarray]) -> Outputs:
         """Named outputs (``probabilities`` and ``label``, or ``prediction``) for prepared
@@ -83,6 +85,11 @@ class ModelRunner:
                     f"{self.manifest.name} v{self.version}: {name} is not finite for the "
                     "stored example row; the weights are broken"
                 )
+
+
+def output_names(manifest: Manifest) -> tuple[str, ...]:
+    """The outputs ``ModelRunner.forward`` returns for this model."""
+    return ("probabilities", "label") if manifest.task == "classification" else ("prediction",)
 
 
 def load_runner(registry: Registry, name: str, version: int) -> ModelRunner:

@@ -16,8 +16,8 @@ def decode_image(data: bytes, shape: list[int]) -> np.ndarray:
     ``H × W`` when it has another size; ``ValueError`` saying why it cannot be read."""
     channels, height, width = shape
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert(MODES[channels])
+        with Image.open(io.BytesIO(data)) as opened:
+            image = opened.convert(MODES[channels])
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)

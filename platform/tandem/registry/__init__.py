@@ -25,7 +25,7 @@ __all__ = [
     "Lineage",
     "LockPolicy",
     "Manifest",
-    "TargetSchema",
     "Registry",
+    "TargetSchema",
     "WeightsRef",
 ]

@@ -211,7 +211,9 @@ class Registry:
     def _checked_weights(self, name: str, ref: int | str) -> tuple[Manifest, bytes]:
         manifest = self.manifest(name, ref)
         folder = self._version_dir(name, manifest.version)
-        data = self._checked_file(posixpath.join(folder, manifest.weights.file), manifest.weights.sha256)
+        data = self._checked_file(
+            posixpath.join(folder, manifest.weights.file), manifest.weights.sha256
+        )
         if manifest.code is not None:
             self._checked_file(posixpath.join(folder, manifest.code.file), manifest.code.sha256)
         return manifest, data

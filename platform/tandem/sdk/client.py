@@ -23,8 +23,9 @@ from tandem.batch.pipeline import preflight as batch_preflight
 from tandem.batch.transform import input_columns
 from tandem.cluster import jobs, session
 from tandem.cluster.jobs import JobInfo
-from tandem.data.preprocess import feature_matrix
 from tandem.errors import NotFoundError, SpecError
+from tandem.models import user_package
+from tandem.preprocess import Raw, gather
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
 from tandem.sdk.entrypoints import batch_entrypoint, train_entrypoint
@@ -102,7 +103,11 @@ class Client:
         """
         checked = with_resolved_paths(load(TrainJobSpec, spec), self.settings)
         train_preflight(checked)
-        handle = jobs.submit(self.settings, train_entrypoint(checked, resume))
+        # A factory from the user's own package travels to the job like `ray job submit
+        # --runtime-env-json '{"py_modules": [...]}'` would send it.
+        package = user_package(checked.model.factory)
+        modules = [str(package[1])] if package and package[1].is_dir() else None
+        handle = jobs.submit(self.settings, train_entrypoint(checked, resume), py_modules=modules)
         registry = Registry(storage_uri(checked, self.settings))
         return Job(handle, lambda: _registered_by(registry, checked.name, handle.submission_id))
 
@@ -195,20 +200,25 @@ class Client:
     def predict(
         self,
         name: str,
-        data: np.ndarray | pd.DataFrame | list[list[float]],
+        data: np.ndarray | pd.DataFrame | list[list[float]] | dict[str, Any],
         version: VersionRef | None = None,
     ) -> Predictions:
         """Score rows over HTTP (v2 infer); ``version=None`` uses the deployment's default.
 
-        A DataFrame's columns are picked and ordered by the model's features; an
-        array must already be ``[N, F]`` in that order (one row may be 1-D).
+        ``data``: a DataFrame holding the columns the model was trained on (each input is
+        taken from its columns, as in training); a dict of one value per input name
+        (arrays, or lists of encoded images); or, for a one-input model, an array ``[N, …]``
+        (one row of a tabular model may be 1-D).
         """
         if isinstance(data, pd.DataFrame):
-            rows = frame_rows(data, self._served_manifest(name, version))
+            inputs = frame_inputs(data, self._served_manifest(name, version))
+        elif isinstance(data, dict):
+            inputs = data
         else:
-            rows = np.asarray(data, dtype=np.float32)
+            rows = np.asarray(data)
             rows = rows[None, :] if rows.ndim == 1 else rows
-        return self._http().infer(name, rows, self._input_name(name, version), version)
+            inputs = {self._input_name(name, version): rows}
+        return self._http().infer(name, inputs, version=version)
 
     # --- batch ----------------------------------------------------------------
 
@@ -283,8 +293,8 @@ class Client:
         self.close()
 
 
-def frame_rows(frame: pd.DataFrame, manifest: Manifest) -> np.ndarray:
-    """``[N, F]`` float32 from a DataFrame's columns, in the order the model was trained on."""
+def frame_inputs(frame: pd.DataFrame, manifest: Manifest) -> dict[str, Raw]:
+    """Each input's raw value from a DataFrame's columns, gathered as training gathers them."""
     columns = input_columns(manifest)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -295,7 +305,8 @@ def frame_rows(frame: pd.DataFrame, manifest: Manifest) -> np.ndarray:
                 f"needs {len(columns)} columns: {columns[:10]}…"
             ],
         )
-    return feature_matrix({c: frame[c].to_numpy() for c in columns}, columns)
+    batch = {c: frame[c].to_numpy() for c in columns}
+    return {schema.name: gather(schema, batch) for schema in manifest.inputs}
 
 
 def _registered_by(registry: Registry, name: str, submission_id: str) -> Manifest:

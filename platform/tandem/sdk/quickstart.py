@@ -57,9 +57,11 @@ class QuickstartReport:
 
     @property
     def curl(self) -> str:
-        example = ", ".join(f"{v:g}" for v in self.manifest.example)
+        schema = self.manifest.inputs[0]
+        assert isinstance(schema.example, list), "the quickstart model has one tabular input"
+        example = ", ".join(f"{v:g}" for v in schema.example)
         body = (
-            f'{{"inputs": [{{"name": "input", "shape": [1, {len(self.manifest.example)}], '
+            f'{{"inputs": [{{"name": "{schema.name}", "shape": [1, {len(schema.example)}], '
             f'"datatype": "FP32", "data": [{example}]}}]}}'
         )
         return (

@@ -21,9 +21,8 @@ import tandem
 from tandem.cluster import session
 from tandem.data import ingest
 from tandem.data.ingest import CheckedData, PreparedData
-from tandem.models import resolve_factory
-from tandem.registry import Lineage, Manifest, WeightsRef
-from tandem.registry.store import Registry
+from tandem.models import pack, resolve_factory, user_package
+from tandem.registry import CodeRef, Lineage, Manifest, Registry, WeightsRef
 from tandem.settings import Settings
 from tandem.specs.train import TrainJobSpec
 from tandem.train.runs import RunStore
@@ -80,8 +79,14 @@ def run(
     try:
         data = ingest.prepare(spec.dataset, spec.task, checked, spec.train.seed)
         result = fit(spec, data, runs, run_id)
+        package = user_package(spec.model.factory)
+        manifest = build_manifest(spec, data, result, run_id, submission_id)
+        if package is not None:
+            manifest = manifest.model_copy(
+                update={"code": CodeRef(package=package[0], sha256="", bytes=0)}
+            )
         manifest = Registry(storage).register(
-            build_manifest(spec, data, result, run_id, submission_id), result.best.model
+            manifest, result.best.model, code=pack(package[1]) if package else None
         )
     except BaseException:
         runs.set_status(run_id, "failed", submission_id=submission_id)
@@ -105,12 +110,10 @@ def build_manifest(
         task=spec.task,
         factory=spec.model.factory,
         kwargs=spec.model.kwargs,
-        out_features=len(data.classes) if data.classes is not None else 1,
-        input=data.input,
-        preprocessing=data.preprocessing,
-        classes=data.classes,
+        out_features=data.out_features,
+        inputs=data.inputs,
+        target=data.target,
         metrics=metrics,
-        example=data.example,
         weights=WeightsRef(sha256="", bytes=0),
         lineage=Lineage(
             run_name=spec.name,

@@ -23,7 +23,9 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from tandem.data import LABEL_KEY, input_key
 from tandem.models import build_model
+from tandem.registry import InputSchema
 from tandem.train import checkpoint
 
 PREFETCH_BATCHES = 4
@@ -40,7 +42,8 @@ class LoopConfig(BaseModel):
 
     factory: str
     kwargs: dict[str, Any]
-    in_features: int
+    inputs: list[InputSchema]
+    """Fitted input schemas, in ``forward`` order (batches hold them as ``x0``, ``x1``...)."""
     out_features: int
     task: Literal["classification", "regression"]
     epochs: int
@@ -67,7 +70,7 @@ class ShardBatches:
     ) -> None:
         self.shard, self.cfg, self.device = shard, cfg, device
         self.batch_size, self.shuffle = batch_size, shuffle
-        self.cached: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.cached: dict[str, torch.Tensor] | None = None
 
     def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         if self.cached is not None:
@@ -97,26 +100,20 @@ class ShardBatches:
                     recorded = None  # too big to keep: stream every epoch
             yield batch
         if recorded:
-            self.cached = (
-                torch.cat([b["x"] for b in recorded]),
-                torch.cat([b["y"] for b in recorded]),
-            )
+            self.cached = {key: torch.cat([b[key] for b in recorded]) for key in recorded[0]}
 
     def _from_cache(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         assert self.cached is not None
-        x, y = self.cached
+        rows = len(self.cached[LABEL_KEY])
         if not self.shuffle:
-            for start in range(0, len(x), self.batch_size):
-                yield {
-                    "x": x[start : start + self.batch_size],
-                    "y": y[start : start + self.batch_size],
-                }
+            for start in range(0, rows, self.batch_size):
+                yield {k: v[start : start + self.batch_size] for k, v in self.cached.items()}
             return
         generator = torch.Generator().manual_seed(self.cfg.seed + epoch)
-        order = torch.randperm(len(x), generator=generator).to(x.device)
-        for start in range(0, len(x), self.batch_size):
+        order = torch.randperm(rows, generator=generator).to(self.device)
+        for start in range(0, rows, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield {"x": x[index], "y": y[index]}
+            yield {k: v[index] for k, v in self.cached.items()}
 
 
 def make_optimizer(params: Any, cfg: LoopConfig) -> torch.optim.Optimizer:
@@ -131,7 +128,12 @@ def loss_fn(task: str) -> nn.Module:
 
 
 def _targets(y: torch.Tensor, task: str) -> torch.Tensor:
-    return y.long() if task == "classification" else y.float().view(-1, 1)
+    return y.long() if task == "classification" else y.float().reshape(len(y), -1)
+
+
+def model_inputs(batch: dict[str, torch.Tensor], count: int) -> list[torch.Tensor]:
+    """The batch's input tensors in ``forward`` order."""
+    return [batch[input_key(i)] for i in range(count)]
 
 
 def train_epoch(
@@ -154,13 +156,13 @@ def train_epoch(
         waited += time.perf_counter() - before
         if batch is None:
             break
-        x, y = batch["x"], _targets(batch["y"], cfg.task)
+        y = _targets(batch[LABEL_KEY], cfg.task)
         optimizer.zero_grad(set_to_none=True)
-        loss = criterion(model(x), y)
+        loss = criterion(model(*model_inputs(batch, len(cfg.inputs))), y)
         loss.backward()
         optimizer.step()
-        samples += len(x)
-        loss_sum += loss.item() * len(x)
+        samples += len(y)
+        loss_sum += loss.item() * len(y)
     elapsed = time.perf_counter() - started
     return {"samples": samples, "loss_sum": loss_sum, "wait_s": waited, "elapsed_s": elapsed}
 
@@ -174,14 +176,14 @@ def evaluate(
     criterion = loss_fn(cfg.task)
     totals = torch.zeros(4, dtype=torch.float64, device=device)
     for batch in shard.epoch(epoch):
-        x, y = batch["x"], _targets(batch["y"], cfg.task)
-        out = model(x)
-        totals[0] += len(x)
-        totals[1] += criterion(out, y).item() * len(x)
+        y = _targets(batch[LABEL_KEY], cfg.task)
+        out = model(*model_inputs(batch, len(cfg.inputs)))
+        totals[0] += len(y)
+        totals[1] += criterion(out, y).item() * len(y)
         if cfg.task == "classification":
             totals[2] += (out.argmax(dim=1) == y).sum()
         else:
-            totals[3] += ((out - y) ** 2).sum()
+            totals[3] += ((out - y) ** 2).mean(dim=1).sum()  # per row: mean over K values
     return totals
 
 
@@ -226,7 +228,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank = context.get_world_rank()
     device = ray.train.torch.get_device()
 
-    model = build_model(cfg.factory, cfg.kwargs, cfg.in_features, cfg.out_features)
+    model = build_model(cfg.factory, cfg.kwargs, cfg.inputs, cfg.out_features)
     optimizer = make_optimizer(model.parameters(), cfg)
     start_epoch = 0
     restored = ray.train.get_checkpoint()

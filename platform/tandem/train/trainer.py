@@ -31,12 +31,11 @@ def score_metric(task: str) -> tuple[str, Literal["max", "min"]]:
 
 
 def loop_config(spec: TrainJobSpec, data: PreparedData) -> LoopConfig:
-    classes = data.classes
     return LoopConfig(
         factory=spec.model.factory,
         kwargs=spec.model.kwargs,
-        in_features=data.input.num_features,
-        out_features=len(classes) if classes is not None else 1,
+        inputs=data.inputs,
+        out_features=data.out_features,
         task=spec.task,
         epochs=spec.train.epochs,
         batch_size=spec.train.batch_size,
@@ -54,7 +53,7 @@ def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> 
     metric, order = score_metric(spec.task)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(spec, data).model_dump(),
+        train_loop_config=loop_config(spec, data).model_dump(mode="json"),
         torch_config=TorchConfig(backend="nccl" if spec.scaling.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=spec.scaling.num_workers,
