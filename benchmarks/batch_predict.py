@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import ray
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,10 +37,8 @@ from tandem.batch.output import ScoredParquet
 from tandem.batch.pipeline import run as tandem_run
 from tandem.batch.transform import RowIndex, Scorer
 from tandem.cluster.local import ClusterState
-from tandem.models import build_model
-from tandem.registry.manifest import Manifest
-from tandem.registry.store import Registry
-from tandem.models import ModelRunner
+from tandem.models import ModelRunner, build_model
+from tandem.registry import Manifest, Registry, TargetSchema, external_manifest, tabular_input
 from tandem.settings import Settings
 
 FEATURES = [f"f{i}" for i in range(64)]
@@ -62,34 +59,15 @@ def write_inputs(folder: Path, rows: int) -> tuple[Path, np.ndarray]:
 
 def register(settings: Settings, x: np.ndarray) -> Manifest:
     torch.manual_seed(0)
-    model = build_model("tandem.models:mlp", {"hidden": HIDDEN}, len(FEATURES), 10)
-    manifest = Manifest.model_validate(
-        {
-            "name": MODEL,
-            "version": 0,
-            "created_at": "",
-            "task": "classification",
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": HIDDEN},
-            "out_features": 10,
-            "input": {"features": FEATURES},
-            "preprocessing": {"mean": x.mean(0).tolist(), "std": x.std(0).tolist()},
-            "classes": list(range(10)),
-            "metrics": {},
-            "example": x[0].tolist(),
-            "weights": {"sha256": "", "bytes": 0},
-            "lineage": {
-                "run_name": "bench",
-                "run_id": "bench",
-                "spec_sha256": "-",
-                "datasets": [],
-                "code_version": "-",
-                "ray_version": ray.__version__,
-                "torch_version": torch.__version__,
-                "python_version": "-",
-                "checkpoint": "-",
-            },
-        }
+    inputs = [tabular_input(FEATURES, x.mean(0).tolist(), x.std(0).tolist(), x[0].tolist())]
+    model = build_model("tandem.models:mlp", {"hidden": HIDDEN}, inputs, 10)
+    manifest = external_manifest(
+        MODEL,
+        "tandem.models:mlp",
+        {"hidden": HIDDEN},
+        inputs,
+        TargetSchema(classes=list(range(10))),
+        run_name="bench",
     )
     return Registry.default(settings).register(manifest, model.state_dict())
 

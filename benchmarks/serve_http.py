@@ -96,35 +96,16 @@ def median_run(runs: list[Run]) -> Run:
 
 
 def manifest(name: str, hidden: list[int], x: np.ndarray, mean: np.ndarray, std: np.ndarray):  # type: ignore[no-untyped-def]
-    from tandem.registry.manifest import Manifest
+    from tandem.registry import TargetSchema, external_manifest, tabular_input
 
-    return Manifest.model_validate(
-        {
-            "name": name,
-            "version": 0,
-            "created_at": "",
-            "task": "classification",
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": hidden},
-            "out_features": 10,
-            "input": {"features": [f"pixel_{i}" for i in range(x.shape[1])]},
-            "preprocessing": {"mean": mean.tolist(), "std": std.tolist()},
-            "classes": list(range(10)),
-            "metrics": {},
-            "example": x[0].tolist(),
-            "weights": {"sha256": "0" * 64, "bytes": 0},
-            "lineage": {
-                "run_name": "benchmark",
-                "run_id": "benchmark",
-                "spec_sha256": "-",
-                "datasets": [],
-                "code_version": "-",
-                "ray_version": "-",
-                "torch_version": torch.__version__,
-                "python_version": sys.version.split()[0],
-                "checkpoint": "-",
-            },
-        }
+    features = [f"pixel_{i}" for i in range(x.shape[1])]
+    return external_manifest(
+        name,
+        "tandem.models:mlp",
+        {"hidden": hidden},
+        [tabular_input(features, mean.tolist(), std.tolist(), x[0].tolist())],
+        TargetSchema(classes=list(range(10))),
+        run_name="benchmark",
     )
 
 
@@ -145,8 +126,9 @@ def register_models(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
         ("heavy-batched", [1024] * 4),
         ("heavy-unbatched", [1024] * 4),
     ]:
-        weights = build_model("tandem.models:mlp", {"hidden": hidden}, 64, 10).state_dict()
-        registry.register(manifest(name, hidden, x, mean, std), weights)
+        stored = manifest(name, hidden, x, mean, std)
+        weights = build_model("tandem.models:mlp", {"hidden": hidden}, stored.inputs, 10)
+        registry.register(stored, weights.state_dict())
         registry.set_alias(name, "production", 1)
     return x
 

@@ -16,8 +16,14 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from tandem.models import build_model
-from tandem.registry.manifest import Manifest
-from tandem.registry.store import Registry
+from tandem.registry import (
+    InputSchema,
+    Manifest,
+    Registry,
+    TargetSchema,
+    external_manifest,
+    tabular_input,
+)
 from tandem.settings import Settings
 
 
@@ -37,7 +43,7 @@ def train(
     std[std == 0] = 1.0
     inputs = torch.from_numpy(((x - mean) / std).astype(np.float32))
     targets = torch.from_numpy(y)
-    model = build_model("tandem.models:mlp", {"hidden": [64]}, x.shape[1], 10)
+    model = build_model("tandem.models:mlp", {"hidden": [64]}, [flat_input(x.shape[1])], 10)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(60):
         optimiser.zero_grad()
@@ -46,10 +52,14 @@ def train(
     return model.state_dict(), mean, std
 
 
+def flat_input(width: int) -> InputSchema:
+    return tabular_input([f"pixel_{i}" for i in range(width)], [0.0] * width, [1.0] * width, [])
+
+
 def offline_labels(
     weights: dict[str, torch.Tensor], mean: np.ndarray, std: np.ndarray, x: np.ndarray
 ) -> np.ndarray:
-    model = build_model("tandem.models:mlp", {"hidden": [64]}, x.shape[1], 10)
+    model = build_model("tandem.models:mlp", {"hidden": [64]}, [flat_input(x.shape[1])], 10)
     model.load_state_dict(weights)
     with torch.inference_mode():
         logits = model.eval()(torch.from_numpy(((x - mean) / std).astype(np.float32)))
@@ -59,33 +69,15 @@ def offline_labels(
 def manifest(
     name: str, x: np.ndarray, mean: np.ndarray, std: np.ndarray, accuracy: float
 ) -> Manifest:
-    return Manifest.model_validate(
-        {
-            "name": name,
-            "version": 0,
-            "created_at": "",
-            "task": "classification",
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": [64]},
-            "out_features": 10,
-            "input": {"features": [f"pixel_{i}" for i in range(x.shape[1])]},
-            "preprocessing": {"mean": mean.tolist(), "std": std.tolist()},
-            "classes": list(range(10)),
-            "metrics": {"val_accuracy": accuracy},
-            "example": x[0].tolist(),
-            "weights": {"sha256": "0" * 64, "bytes": 0},
-            "lineage": {
-                "run_name": "in-test",
-                "run_id": "in-test",
-                "spec_sha256": "-",
-                "datasets": [],
-                "code_version": "-",
-                "ray_version": "-",
-                "torch_version": torch.__version__,
-                "python_version": "-",
-                "checkpoint": "-",
-            },
-        }
+    features = [f"pixel_{i}" for i in range(x.shape[1])]
+    return external_manifest(
+        name,
+        "tandem.models:mlp",
+        {"hidden": [64]},
+        [tabular_input(features, mean.tolist(), std.tolist(), x[0].tolist())],
+        TargetSchema(classes=list(range(10))),
+        metrics={"val_accuracy": accuracy},
+        run_name="in-test",
     )
 
 

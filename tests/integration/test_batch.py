@@ -21,7 +21,7 @@ from tandem.data import write_digits
 from tandem.data.digits import FEATURES
 from tandem.errors import SpecError
 from tandem.models import build_model
-from tandem.registry.manifest import Manifest
+from tandem.registry import Manifest, TargetSchema, external_manifest, tabular_input
 from tandem.settings import Settings
 
 pytestmark = pytest.mark.cluster
@@ -35,7 +35,8 @@ def fitted_manifest(train: pd.DataFrame) -> tuple[Manifest, dict[str, torch.Tens
     mean, std = x.mean(0), x.std(0)
     std[std == 0] = 1.0
     torch.manual_seed(0)
-    model = build_model("tandem.models:mlp", {"hidden": [32]}, len(FEATURES), 10)
+    flat = tabular_input(FEATURES, [0.0] * len(FEATURES), [1.0] * len(FEATURES), [])
+    model = build_model("tandem.models:mlp", {"hidden": [32]}, [flat], 10)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     inputs, targets = (
         torch.from_numpy((x - mean) / std),
@@ -45,33 +46,13 @@ def fitted_manifest(train: pd.DataFrame) -> tuple[Manifest, dict[str, torch.Tens
         optimiser.zero_grad()
         torch.nn.functional.cross_entropy(model(inputs), targets).backward()
         optimiser.step()
-    manifest = Manifest.model_validate(
-        {
-            "name": MODEL,
-            "version": 0,
-            "created_at": "",
-            "task": "classification",
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": [32]},
-            "out_features": 10,
-            "input": {"features": FEATURES},
-            "preprocessing": {"mean": mean.tolist(), "std": std.tolist()},
-            "classes": list(range(10)),
-            "metrics": {},
-            "example": x[0].tolist(),
-            "weights": {"sha256": "", "bytes": 0},
-            "lineage": {
-                "run_name": "in-test",
-                "run_id": "in-test",
-                "spec_sha256": "-",
-                "datasets": [],
-                "code_version": "-",
-                "ray_version": ray.__version__,
-                "torch_version": torch.__version__,
-                "python_version": "-",
-                "checkpoint": "-",
-            },
-        }
+    manifest = external_manifest(
+        MODEL,
+        "tandem.models:mlp",
+        {"hidden": [32]},
+        [tabular_input(FEATURES, mean.tolist(), std.tolist(), x[0].tolist())],
+        TargetSchema(classes=list(range(10))),
+        run_name="in-test",
     )
     return manifest, model.state_dict()
 
@@ -84,12 +65,12 @@ def client(cluster: Settings) -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def inputs(cluster: Settings, client: Client) -> pd.DataFrame:
-    """The validation split as three Parquet files with an ``image`` id column; model deployed."""
+    """The validation split as three Parquet files with an ``image_id`` column; model deployed."""
     data = cluster.home / "data" / "digits"
     write_digits(str(data))
     client.registry.register(*fitted_manifest(pd.read_parquet(data / "train.parquet")))
     validation = pd.read_parquet(data / "validation.parquet")
-    validation.insert(0, "image", [f"img-{i:04d}" for i in range(len(validation))])
+    validation.insert(0, "image_id", [f"img-{i:04d}" for i in range(len(validation))])
     folder = cluster.home / "data" / "to-score"
     folder.mkdir()
     for part, rows in enumerate(np.array_split(np.arange(len(validation)), 3)):
@@ -141,7 +122,7 @@ def test_cli_carries_a_named_id_column_and_prints_rows_per_second(
             str(cluster.home / "data" / "to-score"),
             str(output),
             "--id-column",
-            "image",
+            "image_id",
         ],
         capture_output=True,
         text=True,
@@ -151,8 +132,8 @@ def test_cli_carries_a_named_id_column_and_prints_rows_per_second(
     assert f"{len(inputs):,} rows scored by {MODEL} v1 at" in done.stdout
     assert "rows/s" in done.stdout
     scored = pd.read_parquet(output)
-    assert list(scored.columns) == ["image", "probabilities", "label"]
-    assert scored["image"].tolist() == inputs["image"].tolist()
+    assert list(scored.columns) == ["image_id", "probabilities", "label"]
+    assert scored["image_id"].tolist() == inputs["image_id"].tolist()
 
 
 def test_a_missing_column_fails_before_submission(client: Client, inputs: pd.DataFrame) -> None:

@@ -131,7 +131,7 @@ def test_predict_over_http_equals_the_model_runner(
     client: Client, deployed: int, validation: pd.DataFrame
 ) -> None:
     rows = validation[FEATURES].to_numpy(np.float32)
-    expected = ModelRunner(*client.registry.load_weights(MODEL, 1)).predict(rows)
+    expected = ModelRunner(*client.registry.load_weights(MODEL, 1)).predict([rows])
     served = client.predict(MODEL, rows)
     np.testing.assert_array_equal(served["label"], expected["label"])
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-6)

@@ -107,8 +107,10 @@ def test_ray_job_submit_trains_and_registers_a_complete_version(
     manifest, weights = registry.load_weights("digits-mlp", "latest")
     assert manifest.metrics["val_accuracy"] >= 0.95
     assert manifest.classes == list(range(10))
-    assert manifest.input.features == FEATURES and len(manifest.preprocessing.mean) == 64
-    assert len(manifest.example) == 64 and manifest.weights.sha256
+    [tabular] = manifest.inputs
+    assert (tabular.name, tabular.kind, tabular.features) == ("input", "tabular", FEATURES)
+    assert tabular.mean is not None and len(tabular.mean) == 64
+    assert len(tabular.example) == 64 and manifest.weights.sha256 and manifest.code is None
     lineage = manifest.lineage
     assert lineage.submission_id and lineage.submission_id.startswith("raysubmit_")
     assert [d.uri for d in lineage.datasets] == [

@@ -1,5 +1,6 @@
 """Versioned model registry on fsspec storage: immutable versions, aliases, integrity."""
 
+from tandem.registry.external import external_manifest, tabular_input
 from tandem.registry.lock import LockPolicy
 from tandem.registry.manifest import (
     MANIFEST_FILE,
@@ -28,4 +29,6 @@ __all__ = [
     "Registry",
     "TargetSchema",
     "WeightsRef",
+    "external_manifest",
+    "tabular_input",
 ]
