@@ -2,7 +2,7 @@
 
 They are plain ``Exception`` subclasses whose constructor arguments are all
 stored on ``args``, so they pickle across Ray process boundaries unchanged.
-HTTP status codes are chosen only at the HTTP edge (``tandem.serve.http``).
+HTTP status codes are chosen only at the HTTP edge (``tandem.serve``).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from tandem import Client, Job
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
 from tandem.errors import JobFailedError, NotFoundError, RequestError, SpecError
-from tandem.registry.manifest import Manifest
 from tandem.models import ModelRunner
+from tandem.registry.manifest import Manifest
 from tandem.settings import Settings
 
 pytestmark = pytest.mark.cluster

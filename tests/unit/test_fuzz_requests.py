@@ -1,4 +1,5 @@
-"""Fuzzed requests through the real request path (auth → route → parse → model → respond).
+"""Fuzzed requests through the real request path (auth → route → read → parse → prepare →
+model → respond), as JSON and as binary tensor data.
 
 Every answer is below 500: 200 with the model's labels for a valid request, 4xx with a
 JSON ``{"error": "..."}`` otherwise, and the service still answers a good request
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -19,10 +20,10 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 
 from factories import make_runner
+from tandem.models import ModelRunner, Outputs
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.models import ModelRunner
-from tandem.serve.service import ModelService, Outputs
+from tandem.serve.service import ModelService
 
 MODEL = "iris-mlp"
 TOKEN = "s3cret"
@@ -34,7 +35,7 @@ GOOD_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 FUZZ = settings(deadline=None, database=None)
 
 RUNNER = make_runner()
-GOOD_LABELS = RUNNER.predict(np.asarray(GOOD_ROWS, dtype=np.float32))["label"].tolist()
+GOOD_LABELS = RUNNER.predict([np.asarray(GOOD_ROWS, dtype=np.float32)])["label"].tolist()
 
 
 def make_service(runner: ModelRunner) -> ModelService:
@@ -46,13 +47,21 @@ def make_service(runner: ModelRunner) -> ModelService:
 SERVICE = make_service(RUNNER)
 
 
-async def predict(runner: ModelRunner, rows: np.ndarray) -> Outputs:
-    return runner.predict(rows)
+async def predict(runner: ModelRunner, arrays: list[np.ndarray]) -> Outputs:
+    return runner.forward(arrays)
 
 
-async def send(
-    body: bytes, headers: dict[str, str] | None = None, chunks: int = 1
-) -> tuple[int, bytes]:
+class Reply(NamedTuple):
+    status: int
+    body: bytes
+    json_length: int | None
+    """Length of the JSON header of a binary response (``None`` for a JSON one)."""
+
+    def head(self) -> dict[str, Any]:
+        return dict(json.loads(self.body[: self.json_length]))
+
+
+async def send(body: bytes, headers: dict[str, str] | None = None, chunks: int = 1) -> Reply:
     """One request to ``SERVICE``, its body in ``chunks`` pieces as a server streams it."""
     headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"} | (
         headers or {}
@@ -77,7 +86,9 @@ async def send(
     }
     response, outcome = await SERVICE.handle(Request(scope, receive), predict)
     assert outcome.status == response.status_code
-    return response.status_code, bytes(response.body)
+    length = response.headers.get("inference-header-content-length")
+    json_length = None if length is None else int(length)
+    return Reply(response.status_code, bytes(response.body), json_length)
 
 
 def infer_body(rows: Any, **tensor: Any) -> bytes:
@@ -94,24 +105,24 @@ def labels(body: bytes) -> list[int]:
     return list(outputs["label"]["data"])
 
 
-def check_answer(status: int, body: bytes) -> None:
+def check_answer(reply: Reply) -> None:
     """Below 500; a 4xx says why in ``{"error": "..."}``."""
-    assert status < 500, body[:300]
-    if status >= 400:
-        error = json.loads(body)["error"]
+    assert reply.status < 500, reply.body[:300]
+    if reply.status >= 400:
+        error = reply.head()["error"]
         assert isinstance(error, str) and error and len(error) < 1000, error[:300]
     else:
-        assert status == 200 and json.loads(body)["model_name"] == MODEL
+        assert reply.status == 200 and reply.head()["model_name"] == MODEL
 
 
 async def check_then_good(
     body: bytes, headers: dict[str, str] | None = None, chunks: int = 1
-) -> tuple[int, bytes]:
-    status, answer = await send(body, headers, chunks)
-    check_answer(status, answer)
-    good_status, good_answer = await send(GOOD_BODY)
-    assert good_status == 200 and labels(good_answer) == GOOD_LABELS
-    return status, answer
+) -> Reply:
+    reply = await send(body, headers, chunks)
+    check_answer(reply)
+    good = await send(GOOD_BODY)
+    assert good.status == 200 and labels(good.body) == GOOD_LABELS
+    return reply
 
 
 json_values = st.recursive(
@@ -196,6 +207,8 @@ header_sets = st.fixed_dictionaries(
         | st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=20),
         "content-length": st.sampled_from(["0", "5", str(MAX_BODY + 1), "²", "9" * 5000, "-1"]),
         "authorization": st.sampled_from(["", "Bearer", "Bearer wrong", "Basic s3cret", TOKEN]),
+        "inference-header-content-length": st.sampled_from(["0", "1", "²", "-1", "9" * 30])
+        | st.integers(0, 400).map(str),
     },
 )
 
@@ -237,8 +250,8 @@ def test_valid_requests_get_the_models_labels(
         request["id"] = request_id
     if wanted is not None:
         request["outputs"] = [{"name": name} for name in wanted]
-    status, answer = asyncio.run(check_then_good(json.dumps(request).encode()))
-    expected = RUNNER.predict(np.asarray(rows, dtype=np.float32))
+    status, answer, _ = asyncio.run(check_then_good(json.dumps(request).encode()))
+    expected = RUNNER.predict([np.asarray(rows, dtype=np.float32)])
     if not np.isfinite(expected["probabilities"]).all():
         assert status == 422
         return
@@ -253,12 +266,76 @@ def test_valid_requests_get_the_models_labels(
         assert outputs["probabilities"]["shape"] == [len(rows), 3]
 
 
+def binary_body(rows: list[list[float]], datatype: str = "FP32") -> tuple[bytes, int]:
+    """GOOD_ROWS-like rows as binary data after the JSON header, outputs asked as binary."""
+    data = np.asarray(rows, dtype={"FP32": "<f4", "FP64": "<f8"}[datatype]).tobytes()
+    tensor = {"name": "input", "shape": [len(rows), 4], "datatype": datatype}
+    tensor["parameters"] = {"binary_data_size": len(data)}
+    header = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": True}})
+    return header.encode() + data, len(header)
+
+
+@st.composite
+def broken_binary_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """A valid binary request with its framing broken: the header length, the declared
+    size, the datatype, the body cut short or extended."""
+    body, length = binary_body(GOOD_ROWS, draw(st.sampled_from(["FP32", "FP64"])))
+    header = json.loads(body[:length])
+    tensor = header["inputs"][0]
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        edit = draw(st.sampled_from(["length", "size", "datatype", "cut", "extend", "params"]))
+        if edit == "length":
+            length = draw(st.integers(0, len(body) + 10))
+        elif edit == "size":
+            size = draw(json_values | st.integers(-5, 80))
+            tensor["parameters"] = {"binary_data_size": size}
+        elif edit == "datatype":
+            tensor["datatype"] = draw(st.sampled_from(["BYTES", "INT64", "UINT8", "FP16"]))
+        elif edit == "cut":
+            body = body[: draw(st.integers(0, len(body)))]
+        elif edit == "extend":
+            body += draw(st.binary(min_size=1, max_size=20))
+        else:
+            tensor["parameters"] = draw(json_values)
+    head = json.dumps(header).encode()
+    data = body[len(head) :] if len(body) > len(head) else b""
+    return head + data, {"inference-header-content-length": str(length)}
+
+
+@settings(FUZZ, max_examples=200)
+@given(request=broken_binary_requests())
+def test_any_binary_request_gets_below_500_and_leaves_the_service_working(
+    request: tuple[bytes, dict[str, str]],
+) -> None:
+    asyncio.run(check_then_good(*request))
+
+
+@settings(FUZZ, max_examples=50)
+@given(
+    rows=st.integers(1, MAX_ROWS).flatmap(
+        lambda n: st.lists(
+            st.lists(st.floats(-1e4, 1e4, width=32), min_size=4, max_size=4), min_size=n, max_size=n
+        )
+    ),
+)
+def test_valid_binary_requests_get_the_models_labels_as_binary(rows: list[list[float]]) -> None:
+    body, length = binary_body(rows)
+    headers = {"inference-header-content-length": str(length)}
+    reply = asyncio.run(check_then_good(body, headers))
+    assert reply.status == 200 and reply.json_length is not None
+    expected = RUNNER.predict([np.asarray(rows, dtype=np.float32)])
+    sizes = [o["parameters"]["binary_data_size"] for o in reply.head()["outputs"]]
+    assert sizes == [len(rows) * 12, len(rows) * 8]  # probabilities FP32 [N, 3], label INT64
+    data = reply.body[reply.json_length :]
+    assert np.frombuffer(data[sizes[0] :], "<i8").tolist() == expected["label"].tolist()
+
+
 # Regression tests: each of these inputs made the request path raise (a 500 in a replica).
 
 
 def answer(body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    status, reply = asyncio.run(check_then_good(body, headers))
-    return status, json.loads(reply).get("error", "")
+    reply = asyncio.run(check_then_good(body, headers))
+    return reply.status, reply.head().get("error", "")
 
 
 @pytest.mark.parametrize("depth", [5_000, 100_000])

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import torch
+from starlette.requests import Request
+from starlette.responses import Response
+from torch import nn
 
+from factories import make_manifest
 from tandem.errors import RegistryError, RequestError
-from tandem.models import build_model
-from tandem.registry.manifest import Manifest
+from tandem.models import ModelRunner, build_model
+from tandem.preprocess import encode_png
+from tandem.registry import InputSchema, TargetSchema
+from tandem.sdk.inference import infer_body, input_tensor
 from tandem.serve import protocol
+from tandem.serve.app import Gateway
 from tandem.serve.auth import BearerAuth, load_token
+from tandem.serve.binary import encode_byte_elements
 from tandem.serve.plain import plain_app
 from tandem.serve.promotion import check_better, lower_is_better
 from tandem.serve.routing import CanaryTarget, LiveVersions
-from tandem.models import ModelRunner
 from tandem.serve.service import parse_route, run_grouped
 from tandem.specs.deployment import AuthSpec
 
@@ -27,45 +37,112 @@ FEATURES = 4
 
 
 def toy(version: int = 1, seed: int = 0, metrics: dict[str, float] | None = None) -> ModelRunner:
-    torch.manual_seed(seed)
-    model = build_model("tandem.models:mlp", {"hidden": [8]}, FEATURES, 3)
-    manifest = Manifest.model_validate(
-        {
+    features = [f"f{i}" for i in range(FEATURES)]
+    schema = InputSchema(
+        name="input",
+        kind="tabular",
+        columns=features,
+        shape=[FEATURES],
+        dtype="float32",
+        features=features,
+        normalize="fitted",
+        mean=[1.0, 2.0, 3.0, 4.0],
+        std=[2.0, 2.0, 0.5, 1.0],
+        example=[1.0, 2.0, 3.0, 4.0],
+    )
+    manifest = make_manifest().model_copy(
+        update={
             "name": "toy",
             "version": version,
-            "created_at": "2026-01-01T00:00:00+00:00",
-            "task": "classification",
             "factory": "tandem.models:mlp",
             "kwargs": {"hidden": [8]},
-            "out_features": 3,
-            "input": {"features": [f"f{i}" for i in range(FEATURES)]},
-            "preprocessing": {"mean": [1.0, 2.0, 3.0, 4.0], "std": [2.0, 2.0, 0.5, 1.0]},
-            "classes": [3, 5, 7],
+            "inputs": [schema],
+            "target": TargetSchema(classes=[3, 5, 7]),
             "metrics": metrics or {},
-            "example": [1.0, 2.0, 3.0, 4.0],
-            "weights": {"sha256": "0" * 64, "bytes": 0},
-            "lineage": {
-                "run_name": "r",
-                "run_id": "r",
-                "spec_sha256": "s",
-                "datasets": [],
-                "code_version": "c",
-                "ray_version": "r",
-                "torch_version": "t",
-                "python_version": "p",
-                "checkpoint": "c",
-            },
         }
     )
+    torch.manual_seed(seed)
+    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
     return ModelRunner(manifest, model.state_dict())
+
+
+class AnyInputs(nn.Module):
+    """One encoder per input (a mean of embeddings for a sequence, a linear layer for the
+    rest), summed, then a linear head: a user's model of several inputs."""
+
+    def __init__(self, inputs: dict[str, dict[str, Any]], out_features: int) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleList(
+            nn.EmbeddingBag(info["vocab_size"], 8, mode="mean", padding_idx=0)
+            if info["kind"] == "sequence"
+            else nn.Sequential(nn.Flatten(), nn.Linear(math.prod(info["shape"]), 8))
+            for info in inputs.values()
+        )
+        self.head = nn.Linear(8, out_features)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        encoded = [encoder(x) for encoder, x in zip(self.encoders, inputs, strict=True)]
+        return self.head(torch.relu(torch.stack(encoded).sum(0)))
+
+
+def any_inputs(inputs: dict[str, dict[str, Any]], out_features: int) -> nn.Module:
+    return AnyInputs(inputs, out_features)
+
+
+VOCAB = 20
+PNG = encode_png(np.arange(64, dtype=np.uint8).reshape(1, 8, 8) * 4)
+MULTI_INPUTS = [
+    InputSchema(
+        name="stats", kind="tabular", columns=["a", "b"], shape=[2], dtype="float32",
+        features=["a", "b"], example=[0.5, 1.5],
+    ),
+    InputSchema(
+        name="pixels", kind="tensor", columns=["pixels"], shape=[2, 2, 2], dtype="float32",
+        normalize="fitted", mean=[100.0, 50.0], std=[60.0, 20.0], example=[7.0] * 8,
+    ),
+    InputSchema(
+        name="photo", kind="image", columns=["photo"], shape=[1, 8, 8], dtype="float32",
+        example=base64.b64encode(PNG).decode(),
+    ),
+    InputSchema(
+        name="tokens", kind="sequence", columns=["tokens"], shape=[6], dtype="int64",
+        vocab_size=VOCAB, example=[1, 2, 3],
+    ),
+]
+
+
+def multi(version: int = 1, seed: int = 0) -> ModelRunner:
+    """A classifier of four inputs, one of each kind."""
+    manifest = make_manifest().model_copy(
+        update={
+            "name": "multi",
+            "version": version,
+            "factory": f"{__name__}:any_inputs",
+            "kwargs": {},
+            "inputs": MULTI_INPUTS,
+            "target": TargetSchema(classes=[3, 5, 7]),
+        }
+    )
+    torch.manual_seed(seed)
+    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
+    return ModelRunner(manifest, model.state_dict())
+
+
+def multi_raws(rows: int, seed: int = 0) -> list[Any]:
+    """Raw values of ``rows`` rows for ``multi()``: stats, pixels, photo, tokens."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(rows, 2, 2, 2), dtype=np.uint8)
+    photos = [encode_png(rng.integers(0, 256, (1, 8, 8), dtype=np.uint8)) for _ in range(rows)]
+    tokens = rng.integers(0, VOCAB, size=(rows, 4))
+    return [rng.normal(size=(rows, 2)).astype(np.float32), pixels, photos, tokens]
 
 
 def test_runner_applies_preprocessing_and_class_mapping() -> None:
     runner = toy()
     rows = np.random.default_rng(0).normal(size=(5, FEATURES)).astype(np.float32)
-    outputs = runner.predict(rows)
+    outputs = runner.predict([rows])
     torch.manual_seed(0)  # the same initial weights as toy()
-    model = build_model("tandem.models:mlp", {"hidden": [8]}, FEATURES, 3).eval()
+    model = build_model("tandem.models:mlp", {"hidden": [8]}, runner.manifest.inputs, 3).eval()
     normalised = (torch.from_numpy(rows) - torch.tensor([1.0, 2, 3, 4])) / torch.tensor(
         [2.0, 2, 0.5, 1]
     )
@@ -76,7 +153,8 @@ def test_runner_applies_preprocessing_and_class_mapping() -> None:
 
 def test_runner_refuses_weights_that_do_not_fit() -> None:
     runner = toy()
-    wrong = build_model("tandem.models:mlp", {"hidden": [9]}, FEATURES, 3).state_dict()
+    inputs = runner.manifest.inputs
+    wrong = build_model("tandem.models:mlp", {"hidden": [9]}, inputs, 3).state_dict()
     with pytest.raises(RuntimeError, match="size mismatch"):
         ModelRunner(runner.manifest, wrong)
 
@@ -91,12 +169,23 @@ def test_health_check_fails_on_broken_weights() -> None:
 def test_grouped_batch_runs_each_version_and_keeps_request_order() -> None:
     runners = {1: toy(1, seed=0), 2: toy(2, seed=1)}
     rows = np.random.default_rng(1).normal(size=(6, FEATURES)).astype(np.float32)
-    requests = [(runners[1], rows[:2]), (runners[2], rows[2:3]), (runners[1], rows[3:6])]
-    results = run_grouped(requests)
+    parts = [(runners[1], rows[:2]), (runners[2], rows[2:3]), (runners[1], rows[3:6])]
+    results = run_grouped([(runner, runner.prepare([part])) for runner, part in parts])
     assert [len(r["label"]) for r in results] == [2, 1, 3]
-    for (runner, part), result in zip(requests, results, strict=True):
-        alone = runner.predict(part)
+    for (runner, part), result in zip(parts, results, strict=True):
+        alone = runner.predict([part])
         np.testing.assert_allclose(result["probabilities"], alone["probabilities"], rtol=1e-5)
+
+
+def test_grouped_batch_joins_a_multi_input_model_input_by_input() -> None:
+    runner = multi()
+    raws = [multi_raws(2, seed=1), multi_raws(1, seed=2), multi_raws(3, seed=3)]
+    results = run_grouped([(runner, runner.prepare(r)) for r in raws])
+    assert [len(r["label"]) for r in results] == [2, 1, 3]
+    for raw, result in zip(raws, results, strict=True):
+        alone = runner.predict(raw)
+        np.testing.assert_allclose(result["probabilities"], alone["probabilities"], rtol=1e-5)
+        np.testing.assert_array_equal(result["label"], alone["label"])
 
 
 def test_routing_pins_aliases_and_canary_share() -> None:
@@ -180,7 +269,7 @@ async def _exercise(client: httpx.AsyncClient, runner: ModelRunner) -> None:
     answer = await client.post("/v2/models/toy/infer", json=body)
     assert answer.status_code == 200, answer.text
     labels = {o["name"]: o["data"] for o in answer.json()["outputs"]}["label"]
-    assert labels == runner.predict(np.asarray(rows, dtype=np.float32))["label"].tolist()
+    assert labels == runner.predict([np.asarray(rows, dtype=np.float32)])["label"].tolist()
     meta = (await client.get("/v2/models/toy")).json()
     assert meta["inputs"][0]["shape"] == [-1, 4] and meta["versions"] == ["1"]
     assert (await client.get("/v2/models/toy/versions/1/ready")).status_code == 200
@@ -191,6 +280,162 @@ async def _exercise(client: httpx.AsyncClient, runner: ModelRunner) -> None:
     bad = await client.post("/v2/models/toy/infer", content=b"{")
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
     assert json.loads(protocol.error_body("x")) == {"error": "x"}
+    server = await client.get("/v2")
+    assert server.status_code == 200 and server.json()["extensions"] == ["binary_tensor_data"]
+
+
+def test_gateway_answers_server_metadata_behind_its_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_TEST_TOKEN", "s3cret")
+    gateway = Gateway.func_or_class({"auth": {"token_env": "TANDEM_TEST_TOKEN"}})
+
+    async def get(path: str, headers: dict[str, str]) -> Response:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "query_string": b"",
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        }
+        response: Response = await gateway(Request(scope))
+        return response
+
+    assert asyncio.run(get("/v2", {})).status_code == 401
+    answer = asyncio.run(get("/v2/", {"authorization": "Bearer s3cret"}))
+    assert answer.status_code == 200
+    assert json.loads(bytes(answer.body)) == protocol.server_metadata()
+
+
+MULTI = multi()
+MULTI_URL = "/v2/models/multi/infer"
+Raws = dict[str, Any]
+
+
+def raws_by_name(rows: int = 2, seed: int = 0) -> Raws:
+    return dict(zip(["stats", "pixels", "photo", "tokens"], multi_raws(rows, seed), strict=True))
+
+
+def json_request(raws: Raws) -> tuple[bytes, dict[str, str]]:
+    return json.dumps(infer_body(raws)).encode(), {"content-type": "application/json"}
+
+
+def binary_request(raws: Raws, sizes: dict[str, int] | None = None) -> tuple[bytes, dict[str, str]]:
+    """Every input as binary data (as tritonclient sends it), every output asked as binary."""
+    tensors, chunks = [], []
+    for name, value in raws.items():
+        tensor = input_tensor(name, value)
+        del tensor["data"]
+        if tensor["datatype"] == "BYTES":
+            chunk = encode_byte_elements(value)
+        else:
+            chunk = np.ascontiguousarray(value).tobytes()
+        tensor["parameters"] = {"binary_data_size": (sizes or {}).get(name, len(chunk))}
+        tensors.append(tensor)
+        chunks.append(chunk)
+    header = json.dumps({"inputs": tensors, "parameters": {"binary_data_output": True}}).encode()
+    headers = {"inference-header-content-length": str(len(header))}
+    return header + b"".join(chunks), headers
+
+
+def labels_of(answer: httpx.Response) -> list[int]:
+    """Labels from a JSON or a binary response."""
+    assert answer.status_code == 200, answer.text
+    length = answer.headers.get("inference-header-content-length")
+    if length is None:
+        outputs = {o["name"]: o for o in answer.json()["outputs"]}
+        return list(outputs["label"]["data"])
+    head = json.loads(answer.content[: int(length)])
+    offset = int(length)
+    for output in head["outputs"]:
+        size = output["parameters"]["binary_data_size"]
+        if output["name"] == "label":
+            return np.frombuffer(answer.content[offset : offset + size], "<i8").tolist()
+        offset += size
+    raise AssertionError("no label in the response")
+
+
+def post_multi(request: tuple[bytes, dict[str, str]]) -> httpx.Response:
+    async def post() -> httpx.Response:
+        app = plain_app(MULTI, max_rows=8, max_body_bytes=1 << 16)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post(MULTI_URL, content=request[0], headers=request[1])
+
+    return asyncio.run(post())
+
+
+def expected_labels(raws: Raws) -> list[int]:
+    return MULTI.predict([raws[s.name] for s in MULTI.manifest.inputs])["label"].tolist()
+
+
+@pytest.mark.parametrize("encode", [json_request, binary_request])
+def test_a_multi_input_model_answers_json_and_binary_requests(encode: Any) -> None:
+    raws = raws_by_name(rows=3, seed=4)
+    # The request lists its inputs in another order than the model's.
+    reordered = {name: raws[name] for name in ["tokens", "photo", "stats", "pixels"]}
+    answer = post_multi(encode(reordered))
+    assert labels_of(answer) == expected_labels(raws)
+    binary = encode is binary_request
+    assert (answer.headers["content-type"] == "application/octet-stream") is binary
+
+
+def with_change(name: str, value: Any) -> Raws:
+    return raws_by_name() | {name: value}
+
+
+def good_tokens(**index: int) -> np.ndarray:
+    tokens = raws_by_name()["tokens"].copy()
+    tokens[index["row"], 0] = index["value"]
+    return tokens
+
+
+BAD_REQUESTS = {
+    "undecodable image": (
+        json_request(with_change("photo", [PNG, b"not an image"])),
+        "input 'photo': row 1: not a readable image",
+    ),
+    "token id past the vocabulary": (
+        json_request(with_change("tokens", good_tokens(row=1, value=VOCAB))),
+        "input 'tokens': row 1: token id 20 is outside the vocabulary (ids 0..19",
+    ),
+    "negative token id": (
+        binary_request(with_change("tokens", good_tokens(row=0, value=-1))),
+        "input 'tokens': row 0: token ids must be ≥ 0",
+    ),
+    "wrong dtype": (
+        json_request(with_change("tokens", np.ones((2, 4), dtype=np.float32))),
+        "input 'tokens': unsupported datatype 'FP32' for a sequence input; send INT64 or INT32",
+    ),
+    "wrong shape": (
+        json_request(with_change("pixels", np.zeros((2, 2, 2, 3), dtype=np.uint8))),
+        "input 'pixels': expected rows of shape [2, 2, 2], shape says [2, 2, 2, 3]",
+    ),
+    "rows that do not agree": (
+        json_request(with_change("tokens", np.ones((3, 4), dtype=np.int64))),
+        "input 'tokens': has 3 rows but input 'stats' has 2; every input needs the same N",
+    ),
+    "sequence past max_length": (
+        json_request(with_change("tokens", np.ones((2, 7), dtype=np.int64))),
+        "input 'tokens': sequences must hold 1 to 6 token ids (max_length); shape says 7",
+    ),
+    "binary size mismatch": (
+        binary_request(raws_by_name(), sizes={"stats": 15}),
+        "input 'stats': binary_data_size is 15 bytes, but FP32 of shape [2, 2] takes 16",
+    ),
+    "header length past the body": (
+        (binary_request(raws_by_name())[0], {"inference-header-content-length": "99999"}),
+        "Inference-Header-Content-Length says the JSON header is 99999 bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_a_bad_tensor_gets_400_naming_it_and_the_next_request_succeeds(case: str) -> None:
+    request, message = BAD_REQUESTS[case]
+    answer = post_multi(request)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith(message), answer.json()["error"]
+    raws = raws_by_name(seed=5)
+    assert labels_of(post_multi(binary_request(raws))) == expected_labels(raws)
 
 
 @pytest.mark.parametrize("ref", ["²", "9" * 5000, "-1", "1.0"])

@@ -25,9 +25,9 @@ from tandem.cluster import session
 from tandem.cluster.pools import pool_resources, usable_cores
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
+from tandem.models import load_runner, output_names
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
-from tandem.models import load_runner, output_names
 from tandem.settings import Settings
 
 POOL = "batch"

@@ -32,6 +32,9 @@ POOL = "train"
 # store: every epoch then streams ready tensors instead of re-reading Parquet.
 # Larger data streams from storage each epoch (read overlapping compute).
 CACHE_MAX_BYTES = 512 * 1024**2
+# Parquet bytes per read block. Ray Data otherwise splits even a small file into
+# two blocks per cluster CPU, and every block is a task (and, cold, a worker process).
+READ_BLOCK_BYTES = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def _read(source: ParquetSource, columns: list[str]) -> Dataset:
         filesystem=source.arrow_fs,
         columns=columns,
         resources=pool_resources(POOL),
+        override_num_blocks=max(1, math.ceil(source.total_bytes() / READ_BLOCK_BYTES)),
     )
 
 

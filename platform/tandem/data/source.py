@@ -33,6 +33,9 @@ class ParquetSource:
     def schema(self) -> pa.Schema:
         return pq.read_schema(self.files[0], filesystem=self.arrow_fs)
 
+    def total_bytes(self) -> int:
+        return sum(int(self.fs.info(path).get("size") or 0) for path in self.files)
+
     def fingerprint(self) -> str:
         """sha256 over each file's path, size and modification stamp."""
         digest = hashlib.sha256()

@@ -74,7 +74,8 @@ def standardise(values: np.ndarray, mean: list[float], std: list[float]) -> np.n
     slots = (1, len(mean)) + (1,) * (values.ndim - 2)
     m = np.asarray(mean, dtype=np.float32).reshape(slots)
     s = np.asarray(std, dtype=np.float32).reshape(slots)
-    return (values - m) / s
+    with np.errstate(over="ignore"):  # values near FP32's limit become inf; callers check outputs
+        return (values - m) / s
 
 
 def decode_images(schema: InputSchema, encoded: Sequence[Any]) -> np.ndarray:

@@ -55,6 +55,10 @@ class ModelSummary:
     aliases: dict[str, int]
 
 
+WIRE_DTYPES = {"FP32": np.float32, "INT64": np.int64}
+"""What a plain array is sent as for an input of this datatype (UINT8 images stay UINT8)."""
+
+
 @dataclass(frozen=True)
 class AliasMove:
     """An alias that moved (by ``promote`` or ``rollback``)."""
@@ -92,7 +96,7 @@ class Client:
         self._endpoint = endpoint
         self._token = token
         self._inference: InferenceClient | None = None
-        self._input_names: dict[tuple[str, VersionRef | None], str] = {}
+        self._single_inputs: dict[tuple[str, VersionRef | None], tuple[str, str]] = {}
 
     # --- training -------------------------------------------------------------
 
@@ -215,9 +219,12 @@ class Client:
         elif isinstance(data, dict):
             inputs = data
         else:
+            input_name, datatype = self._single_input(name, version)
             rows = np.asarray(data)
-            rows = rows[None, :] if rows.ndim == 1 else rows
-            inputs = {self._input_name(name, version): rows}
+            rows = rows[None, :] if rows.ndim == 1 and datatype != "BYTES" else rows
+            if datatype in WIRE_DTYPES and rows.dtype != np.uint8:
+                rows = rows.astype(WIRE_DTYPES[datatype])
+            inputs = {input_name: rows}
         return self._http().infer(name, inputs, version=version)
 
     # --- batch ----------------------------------------------------------------
@@ -262,12 +269,13 @@ class Client:
             self._inference = InferenceClient(self.endpoint, self._token)
         return self._inference
 
-    def _input_name(self, name: str, version: VersionRef | None) -> str:
+    def _single_input(self, name: str, version: VersionRef | None) -> tuple[str, str]:
+        """Name and datatype of the served model's first input, from its metadata."""
         key = (name, version)
-        if key not in self._input_names:
-            metadata = self._http().metadata(name, version)
-            self._input_names[key] = str(metadata["inputs"][0]["name"])
-        return self._input_names[key]
+        if key not in self._single_inputs:
+            first = self._http().metadata(name, version)["inputs"][0]
+            self._single_inputs[key] = (str(first["name"]), str(first["datatype"]))
+        return self._single_inputs[key]
 
     def _served_manifest(self, name: str, version: VersionRef | None) -> Manifest:
         if version is not None:

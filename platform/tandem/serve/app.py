@@ -5,7 +5,7 @@
 version, batch requests with ``@serve.batch`` and answer HTTP themselves; no
 handle hop sits between the HTTP server and the model, which keeps the request
 path as short as a plain process. ``tandem.serve.app:build_gateway`` answers
-``/v2/health/*`` and 404s for unknown models.
+``/v2`` (server metadata), ``/v2/health/*`` and 404s for unknown models.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from starlette.responses import Response
 
 from tandem.cluster.pools import pool_resources
 from tandem.errors import RequestError
+from tandem.models import ModelRunner, load_runner, size_torch_threads
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.metrics import RequestMetrics
 from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
-from tandem.models import ModelRunner, size_torch_threads
 from tandem.serve.service import ModelService, Outputs, json_response, run_grouped
 from tandem.settings import Settings
 from tandem.specs.base import parse
@@ -41,7 +41,8 @@ GATEWAY_DEPLOYMENT = "Gateway"
 GATEWAY_ROUTE = "/"
 RETRY_AFTER_S = 1.0
 HEALTH_CHECK_PERIOD_S = 5.0
-BatchItem = tuple[ModelRunner, np.ndarray, float]
+BatchItem = tuple[ModelRunner, list[np.ndarray], float]
+"""One request in a batch: its runner, its prepared arrays (one per input), its arrival."""
 
 
 def route_prefix(model: str) -> str:
@@ -106,8 +107,7 @@ class ModelServer:
         self._service.swap(live, runners)
 
     def _load(self, version: int) -> ModelRunner:
-        manifest, weights = self._registry.load_weights(self._spec.model, version)
-        return ModelRunner(manifest, weights)
+        return load_runner(self._registry, self._spec.model, version)
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -117,8 +117,8 @@ class ModelServer:
         )
         return response
 
-    async def _predict(self, runner: ModelRunner, rows: np.ndarray) -> Outputs:
-        result: Outputs = await self._predict_batch((runner, rows, time.perf_counter()))
+    async def _predict(self, runner: ModelRunner, arrays: list[np.ndarray]) -> Outputs:
+        result: Outputs = await self._predict_batch((runner, arrays, time.perf_counter()))
         return result
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
@@ -127,7 +127,7 @@ class ModelServer:
         for version in {r.version for r, _, _ in items}:
             waits = [(now - t) * 1000 for r, _, t in items if r.version == version]
             self._metrics.batch(version, len(waits), waits)
-        return run_grouped([(runner, rows) for runner, rows, _ in items])
+        return run_grouped([(runner, arrays) for runner, arrays, _ in items])
 
     def check_health(self) -> None:
         for runner in self._service.runners.values():
@@ -147,7 +147,8 @@ class GatewaySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     auth: AuthSpec | None = None
-    """Auth for ``/v2/health/ready`` and the 404 answers (``/v2/health/live`` stays open)."""
+    """Auth for ``/v2``, ``/v2/health/ready`` and the 404 answers (``/v2/health/live`` stays
+    open)."""
 
 
 @serve.deployment(
@@ -169,6 +170,8 @@ class Gateway:
             if path == "/v2/health/live":
                 return json_response(200, b'{"live": true}')
             self._auth.check(request.headers.get("authorization"))
+            if path == "/v2" and request.method == "GET":
+                return json_response(200, json.dumps(protocol.server_metadata()).encode())
             models = model_app_statuses()
             if path == "/v2/health/ready":
                 ready = all(status == ApplicationStatus.RUNNING for status in models.values())

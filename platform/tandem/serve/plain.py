@@ -2,11 +2,12 @@
 
 ``python -m uvicorn --factory tandem.serve.plain:from_env`` serves one registry
 version at ``/v2/models/{name}/...`` exactly as a replica does, minus Serve
-(no batching, no autoscaling, no admission control).
+(no batching, no autoscaling, no admission control), and the server metadata at ``/v2``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -14,11 +15,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tandem.errors import RequestError
+from tandem.models import ModelRunner, load_runner, size_torch_threads
 from tandem.registry.store import Registry
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.models import ModelRunner, size_torch_threads
 from tandem.serve.service import ModelService, Outputs, json_response
 from tandem.settings import Settings
 
@@ -28,8 +29,8 @@ def plain_app(runner: ModelRunner, max_rows: int = 4096, max_body_bytes: int = 8
     service = ModelService(name, BearerAuth(None), max_rows, max_body_bytes)
     service.swap(LiveVersions(default=runner.version), {runner.version: runner})
 
-    async def predict(runner: ModelRunner, rows: np.ndarray) -> Outputs:
-        return runner.predict(rows)
+    async def predict(runner: ModelRunner, arrays: list[np.ndarray]) -> Outputs:
+        return runner.forward(arrays)
 
     prefix = f"/v2/models/{name}"
 
@@ -37,6 +38,10 @@ def plain_app(runner: ModelRunner, max_rows: int = 4096, max_body_bytes: int = 8
         if scope["type"] != "http":
             return  # lifespan: nothing to start or stop
         path = scope["path"]
+        if path.rstrip("/") == "/v2" and scope["method"] == "GET":
+            metadata = json.dumps(protocol.server_metadata()).encode()
+            await json_response(200, metadata)(scope, receive, send)
+            return
         if path != prefix and not path.startswith(prefix + "/"):
             missing = RequestError(f"no model serves {path}; this server has {name!r}", 404)
             await json_response(404, protocol.error_body(missing.message))(scope, receive, send)
@@ -53,7 +58,6 @@ def from_env() -> ASGIApp:
     """Factory for uvicorn: ``TANDEM_PLAIN_MODEL`` / ``TANDEM_PLAIN_VERSION`` from the registry."""
     size_torch_threads()
     registry = Registry.default(Settings.from_env())
-    manifest, weights = registry.load_weights(
-        os.environ["TANDEM_PLAIN_MODEL"], os.environ.get("TANDEM_PLAIN_VERSION", "latest")
-    )
-    return plain_app(ModelRunner(manifest, weights))
+    name = os.environ["TANDEM_PLAIN_MODEL"]
+    version = registry.resolve(name, os.environ.get("TANDEM_PLAIN_VERSION", "latest"))
+    return plain_app(load_runner(registry, name, version))

@@ -1,4 +1,5 @@
-"""The request path of one model, top to bottom: auth → route → parse → batch → respond.
+"""The request path of one model, top to bottom: auth → route → read → parse → prepare →
+batch → respond.
 
 Plain asyncio + Starlette, no Ray: the Serve replica (``tandem.serve.app``) wraps it
 with ``@serve.batch`` and metrics, and the benchmark's plain uvicorn process runs it
@@ -19,19 +20,21 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tandem.errors import RequestError
-from tandem.serve import protocol
+from tandem.errors import InputError, RequestError
+from tandem.models import ModelRunner, Outputs
+from tandem.preprocess import Raw
+from tandem.serve import binary, protocol
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.models import ModelRunner
 
 PAYLOAD_TOO_LARGE = 413
 NOT_FOUND = 404
 JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
 
-Outputs = dict[str, np.ndarray]
-Predict = Callable[[ModelRunner, np.ndarray], Awaitable[Outputs]]
-"""``(runner, rows) -> outputs``: the batcher in a replica, a direct call elsewhere."""
+Predict = Callable[[ModelRunner, list[np.ndarray]], Awaitable[Outputs]]
+"""``(runner, arrays) -> outputs`` for one request's prepared arrays (one per input): the
+batcher in a replica, a direct ``runner.forward`` elsewhere."""
 
 
 class Action(Enum):
@@ -92,6 +95,24 @@ def json_response(status: int, body: bytes, headers: dict[str, str] | None = Non
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
+def infer_response(answer: protocol.InferResponse) -> Response:
+    """JSON, or (with binary outputs) the JSON header then the outputs' bytes."""
+    if answer.json_length is None:
+        return json_response(200, answer.body)
+    headers = {binary.HEADER_LENGTH: str(answer.json_length)}
+    return Response(answer.body, status_code=200, media_type=OCTET_STREAM, headers=headers)
+
+
+def prepare(runner: ModelRunner, raws: list[Raw]) -> list[np.ndarray]:
+    """The model arrays of one request, before it joins a batch, so a bad value fails only
+    its own request: ``InputError`` (an undecodable image, a token id outside the
+    vocabulary) becomes a 400 naming the input."""
+    try:
+        return runner.prepare(raws)
+    except InputError as error:
+        raise RequestError(str(error), protocol.BAD_REQUEST) from None
+
+
 @dataclass
 class Outcome:
     """What the caller records in metrics for one request."""
@@ -142,10 +163,12 @@ class ModelService:
         if route.action is Action.INFER:
             body = await read_body(request, self._max_body_bytes)
             runner = runners[live.pick(route.version, random.random())]
-            parsed = protocol.parse_infer_request(body, runner.manifest, self._max_rows)
-            outputs = await predict(runner, parsed.rows)
-            payload = protocol.infer_response(runner.manifest, parsed, outputs)
-            return json_response(200, payload), Outcome(200, runner.version)
+            parsed = protocol.parse_infer_request(
+                body, runner.manifest, self._max_rows, request.headers.get(binary.HEADER_LENGTH)
+            )
+            outputs = await predict(runner, prepare(runner, parsed.raws))
+            answer = protocol.infer_response(runner.manifest, parsed, outputs)
+            return infer_response(answer), Outcome(200, runner.version)
         version = live.default if route.version is None else live.resolve(route.version)
         if route.action is Action.READY:
             # Serve routes traffic here only once __init__ (with its warm-up pass) returned.
@@ -165,14 +188,15 @@ def split_outputs(outputs: Outputs, counts: Sequence[int]) -> list[Outputs]:
     ]
 
 
-def run_grouped(requests: Sequence[tuple[ModelRunner, np.ndarray]]) -> list[Outputs]:
-    """Run a mixed batch: one forward pass per runner (version), results in request order."""
+def run_grouped(requests: Sequence[tuple[ModelRunner, list[np.ndarray]]]) -> list[Outputs]:
+    """Run a mixed batch: one forward pass per runner (version) over its requests' arrays,
+    joined input by input; results in request order."""
     results: list[Outputs | None] = [None] * len(requests)
     for runner in {id(r): r for r, _ in requests}.values():
         indices = [i for i, (r, _) in enumerate(requests) if r is runner]
-        rows = np.concatenate([requests[i][1] for i in indices])
-        outputs = runner.predict(rows)
-        counts = [len(requests[i][1]) for i in indices]
+        columns = zip(*(requests[i][1] for i in indices), strict=True)
+        outputs = runner.forward([np.concatenate(arrays) for arrays in columns])
+        counts = [len(requests[i][1][0]) for i in indices]
         for index, piece in zip(indices, split_outputs(outputs, counts), strict=True):
             results[index] = piece
     return [r for r in results if r is not None]
