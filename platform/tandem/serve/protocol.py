@@ -15,11 +15,7 @@ maps the error's ``status`` onto the response.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import math
-import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,21 +27,17 @@ from tandem.preprocess import Raw
 from tandem.registry import InputSchema, Manifest
 from tandem.serve import binary
 from tandem.serve.binary import BAD_REQUEST, bad_input
+from tandem.serve.tensors import (
+    binary_size,
+    check_datatype,
+    parameters,
+    raw_value,
+    shown,
+    tensor_shape,
+)
 
 UNPROCESSABLE = 422
 PLATFORM = "tandem_pytorch"
-ACCEPTED = {
-    "tabular": ("FP32", "FP64"),
-    "tensor": ("FP32", "FP64", "UINT8"),
-    "image": ("BYTES",),
-    "sequence": ("INT64", "INT32"),
-}
-"""Datatypes a request may send for each input kind (the first is the advertised one)."""
-INTEGER_RANGES = {
-    "UINT8": (0, 255),
-    "INT32": (-(2**31), 2**31 - 1),
-    "INT64": (-(2**63), 2**63 - 1),
-}
 
 
 @dataclass(frozen=True)
@@ -116,12 +108,6 @@ def _bad(message: str) -> RequestError:
     return RequestError(message, BAD_REQUEST)
 
 
-def _shown(value: Any) -> str:
-    """A short ``repr`` of a client's value for an error message: bounded in length and
-    nesting, so a huge or 900-deep value is neither echoed back whole nor recursed into."""
-    return reprlib.repr(value)
-
-
 def _decode(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
@@ -137,13 +123,6 @@ def _decode(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _parameters(holder: dict[str, Any], where: str) -> dict[str, Any]:
-    parameters = holder.get("parameters", {})
-    if not isinstance(parameters, dict):
-        raise _bad(f'{where}: "parameters" must be an object (got {_shown(parameters)})')
-    return parameters
-
-
 def _input_tensors(payload: dict[str, Any], manifest: Manifest) -> list[dict[str, Any]]:
     """The request's tensors in request order: each an object naming a model input, every
     model input exactly once."""
@@ -157,7 +136,7 @@ def _input_tensors(payload: dict[str, Any], manifest: Manifest) -> list[dict[str
             raise _bad(f'"inputs"[{index}] must be an object {{"name": ..., "shape": ...}}')
         name = tensor.get("name")
         if name not in expected:
-            raise _bad(f"unknown input tensor {_shown(name)}; this model expects {expected}")
+            raise _bad(f"unknown input tensor {shown(name)}; this model expects {expected}")
         if name in seen:
             raise bad_input(name, 'sent twice in "inputs"')
         seen.add(name)
@@ -165,57 +144,6 @@ def _input_tensors(payload: dict[str, Any], manifest: Manifest) -> list[dict[str
     if missing:
         raise bad_input(missing[0], f"missing from the request; this model needs {expected}")
     return inputs
-
-
-def _expected_shape(schema: InputSchema) -> str:
-    if schema.kind == "image":
-        return "[N]"
-    if schema.kind == "sequence":
-        return f"[N, L] with 1 ≤ L ≤ {schema.shape[0]}"
-    return f"[N, {', '.join(map(str, schema.shape))}]"
-
-
-def _shape(schema: InputSchema, tensor: dict[str, Any], max_rows: int) -> tuple[int, ...]:
-    shape = tensor.get("shape")
-    rank = 1 if schema.kind == "image" else 1 + len(schema.shape)
-    if (
-        not isinstance(shape, list)
-        or len(shape) != rank
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-    ):
-        raise bad_input(
-            schema.name,
-            f'"shape" must be {_expected_shape(schema)} with N ≥ 1 rows (got {_shown(shape)})',
-        )
-    if schema.kind == "tabular" and shape[1] != schema.shape[0]:
-        raise bad_input(
-            schema.name, f"expected {schema.shape[0]} features per row, shape says {shape[1]}"
-        )
-    if schema.kind == "tensor" and shape[1:] != schema.shape:
-        raise bad_input(schema.name, f"expected rows of shape {schema.shape}, shape says {shape}")
-    if schema.kind == "sequence" and not 1 <= shape[1] <= schema.shape[0]:
-        raise bad_input(
-            schema.name,
-            f"sequences must hold 1 to {schema.shape[0]} token ids (max_length); shape says "
-            f"{shape[1]}",
-        )
-    if shape[0] == 0:
-        raise bad_input(schema.name, f"empty batch: shape {shape}; send at least one row")
-    if shape[0] > max_rows:
-        raise bad_input(
-            schema.name, f"batch of {shape[0]} rows exceeds this deployment's limit of {max_rows}"
-        )
-    return tuple(shape)
-
-
-def _check_datatype(schema: InputSchema, tensor: dict[str, Any]) -> None:
-    datatype = tensor.get("datatype")
-    if datatype not in ACCEPTED[schema.kind]:
-        raise bad_input(
-            schema.name,
-            f"unsupported datatype {_shown(datatype)} for a {schema.kind} input; send "
-            f"{' or '.join(ACCEPTED[schema.kind])}",
-        )
 
 
 def _rows(shapes: dict[str, tuple[int, ...]]) -> int:
@@ -231,114 +159,17 @@ def _rows(shapes: dict[str, tuple[int, ...]]) -> int:
     return shape[0]
 
 
-def _binary_size(name: str, tensor: dict[str, Any], shape: tuple[int, ...]) -> int | None:
-    """The input's ``binary_data_size``, checked against its shape before any byte is cut."""
-    size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
-    if size is None:
-        return None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise bad_input(name, f"binary_data_size must be a byte count (got {_shown(size)})")
-    if "data" in tensor:
-        raise bad_input(name, 'send either "data" or parameters.binary_data_size, not both')
-    datatype = tensor["datatype"]
-    if datatype in binary.WIRE_TYPES:  # BYTES elements vary in length
-        expected = math.prod(shape) * binary.WIRE_TYPES[datatype].itemsize
-        if size != expected:
-            raise bad_input(
-                name,
-                f"binary_data_size is {size} bytes, but {datatype} of shape {list(shape)} "
-                f"takes {expected}",
-            )
-    return size
-
-
-def _json_numbers(name: str, data: Any, shape: tuple[int, ...], datatype: str) -> np.ndarray:
-    if not isinstance(data, list):
-        raise bad_input(name, '"data" must be a list of numbers (flat row-major or nested)')
-    try:
-        array = np.asarray(data)
-    except ValueError:  # rows of different lengths, or nested deeper than numpy's 64 dims
-        raise bad_input(
-            name, '"data" is ragged: send a flat list or nested rows of the same length'
-        ) from None
-    kinds = "iuf" if datatype.startswith("FP") else "iu"
-    if array.dtype.kind not in kinds or array.dtype == np.bool_:
-        what = "numbers" if datatype.startswith("FP") else "integers"
-        raise bad_input(name, f'{datatype} "data" must hold only {what}')
-    expected = math.prod(shape)
-    if array.size != expected:
-        raise bad_input(
-            name, f'"data" holds {array.size} values but shape {list(shape)} needs {expected}'
-        )
-    if array.ndim > 1 and array.shape != shape:
-        raise bad_input(
-            name, f'nested "data" has shape {list(array.shape)}, but "shape" says {list(shape)}'
-        )
-    if datatype in INTEGER_RANGES and array.size:
-        low, high = INTEGER_RANGES[datatype]
-        if int(array.min()) < low or int(array.max()) > high:
-            raise bad_input(name, f'"data" holds values outside the {datatype} range')
-    return array.reshape(shape)
-
-
-def _numbers(
-    schema: InputSchema, tensor: dict[str, Any], shape: tuple[int, ...], chunk: memoryview | None
-) -> np.ndarray:
-    """A numeric input as float32 (tabular, tensor), uint8 (tensor) or int64 (sequence)."""
-    datatype = tensor["datatype"]
-    if chunk is None:
-        values = _json_numbers(schema.name, tensor.get("data"), shape, datatype)
-    else:
-        values = binary.numbers(chunk, shape, datatype)
-    if schema.kind == "sequence":
-        return values.astype(np.int64)
-    if datatype == "UINT8":
-        return values.astype(np.uint8)
-    with np.errstate(over="ignore"):  # values beyond FP32 become inf, refused just below
-        floats = values.astype(np.float32)
-    if not np.isfinite(floats).all():
-        raise bad_input(
-            schema.name, "data holds NaN or Inf (or values beyond FP32 range); send finite numbers"
-        )
-    return floats
-
-
-def _images(name: str, data: Any, rows: int) -> list[bytes]:
-    """Encoded images from JSON ``data``: one base64 string per row."""
-    if not isinstance(data, list) or len(data) != rows:
-        raise bad_input(name, f'"data" must be a list of {rows} base64 strings, one per image')
-    images = []
-    for row, text in enumerate(data):
-        if not isinstance(text, str):
-            raise bad_input(name, f'"data"[{row}] must be a base64 string of an encoded image')
-        try:
-            images.append(base64.b64decode(text, validate=True))
-        except (binascii.Error, ValueError):
-            raise bad_input(name, f'"data"[{row}] is not valid base64') from None
-    return images
-
-
-def _raw(
-    schema: InputSchema, tensor: dict[str, Any], shape: tuple[int, ...], chunk: memoryview | None
-) -> Raw:
-    if schema.kind != "image":
-        return _numbers(schema, tensor, shape, chunk)
-    if chunk is None:
-        return _images(schema.name, tensor.get("data"), shape[0])
-    return binary.byte_elements(schema.name, chunk, shape[0])
-
-
 def _request_id(payload: dict[str, Any]) -> str | None:
     request_id = payload.get("id")
     if isinstance(request_id, (dict, list)):
-        raise _bad(f'"id" must be a string (got {_shown(request_id)})')
+        raise _bad(f'"id" must be a string (got {shown(request_id)})')
     return None if request_id is None else str(request_id)
 
 
 def _flag(parameters: dict[str, Any], key: str, default: bool) -> bool:
     value = parameters.get(key, default)
     if not isinstance(value, bool):
-        raise _bad(f"parameters.{key} must be true or false (got {_shown(value)})")
+        raise _bad(f"parameters.{key} must be true or false (got {shown(value)})")
     return value
 
 
@@ -348,7 +179,7 @@ def _requested_outputs(
     """Output names to return and those to return as binary: ``binary_data`` of an output
     overrides the request's ``binary_data_output``."""
     known = [spec.name for spec in output_specs(manifest)]
-    all_binary = _flag(_parameters(payload, "request"), "binary_data_output", False)
+    all_binary = _flag(parameters(payload, "request"), "binary_data_output", False)
     requested = payload.get("outputs")
     if requested is None:
         return tuple(known), frozenset(known if all_binary else ())
@@ -358,11 +189,11 @@ def _requested_outputs(
         raise _bad(f'"outputs" must be a list of {{"name": ...}} with names from {known}')
     unknown = [o["name"] for o in requested if o["name"] not in known]
     if unknown:
-        raise _bad(f"unknown output(s) {_shown(unknown)}; this model has {known}")
+        raise _bad(f"unknown output(s) {shown(unknown)}; this model has {known}")
     binary_names = {
         o["name"]
         for o in requested
-        if _flag(_parameters(o, f"output {o['name']!r}"), "binary_data", all_binary)
+        if _flag(parameters(o, f"output {o['name']!r}"), "binary_data", all_binary)
     }
     names = {o["name"] for o in requested}
     return tuple(n for n in known if n in names), frozenset(binary_names)
@@ -378,13 +209,13 @@ def parse_infer_request(
     tensors = {t["name"]: t for t in _input_tensors(payload, manifest)}
     shapes = {}
     for schema in manifest.inputs:
-        shapes[schema.name] = _shape(schema, tensors[schema.name], max_rows)
-        _check_datatype(schema, tensors[schema.name])
+        shapes[schema.name] = tensor_shape(schema, tensors[schema.name], max_rows)
+        check_datatype(schema, tensors[schema.name])
     rows = _rows(shapes)
-    sizes = [(name, _binary_size(name, tensor, shapes[name])) for name, tensor in tensors.items()]
+    sizes = [(name, binary_size(name, tensor, shapes[name])) for name, tensor in tensors.items()]
     chunks = binary.cut_chunks([(name, s) for name, s in sizes if s is not None], tail)
     raws = [
-        _raw(s, tensors[s.name], shapes[s.name], chunks.get(s.name)) for s in manifest.inputs
+        raw_value(s, tensors[s.name], shapes[s.name], chunks.get(s.name)) for s in manifest.inputs
     ]
     outputs, binary_outputs = _requested_outputs(payload, manifest)
     return InferRequest(
