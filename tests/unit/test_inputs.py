@@ -21,7 +21,7 @@ from factories import make_manifest
 from tandem.batch.transform import Scorer
 from tandem.data.columns import LABEL_KEY, input_key
 from tandem.data.content import scan
-from tandem.data.fit import PartialFit, fitted
+from tandem.data.fit import FitPart, PartialFit, fitted
 from tandem.data.ingest import ToTensors
 from tandem.data.schema import draft_inputs, draft_target, input_field
 from tandem.data.source import open_source
@@ -117,7 +117,10 @@ def fitted_manifest(tmp_path: Path) -> tuple[Manifest, Any, pa.Table]:
     drafts = draft_inputs(source.schema(), dataset)
     report = scan([source], drafts, [input_field(dataset, i) for i in range(len(drafts))])
     fit = PartialFit(drafts, "label", classification=True)
-    parts = [fit(ray_batch(data.slice(0, 5)))["part"][0], fit(ray_batch(data.slice(5)))["part"][0]]
+    parts = [
+        FitPart.from_json(fit(ray_batch(data.slice(0, 5)))["part"][0]),
+        FitPart.from_json(fit(ray_batch(data.slice(5)))["part"][0]),
+    ]
     target = draft_target(source.schema(), dataset, "classification")
     inputs, target, rows = fitted(drafts, target, parts, report.max_ids)
     assert rows == ROWS

@@ -5,6 +5,7 @@ each normalised input, label classes, one example row. Pure numpy: Ray Data runs
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -23,6 +24,30 @@ class FitPart:
     moments: dict[str, Moments] = field(default_factory=dict)
     labels: set[int] = field(default_factory=set)
     examples: dict[str, list[int] | list[float] | str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Plain JSON, so Ray Data carries the part as a string column (no pickling)."""
+        moments = {
+            name: [m.count, m.total.tolist(), m.squares.tolist()]
+            for name, m in self.moments.items()
+        }
+        return json.dumps(
+            {
+                "rows": self.rows,
+                "moments": moments,
+                "labels": sorted(self.labels),
+                "examples": self.examples,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FitPart:
+        data = json.loads(text)
+        moments = {
+            name: Moments(count, np.asarray(total), np.asarray(squares))
+            for name, (count, total, squares) in data["moments"].items()
+        }
+        return cls(data["rows"], moments, set(data["labels"]), data["examples"])
 
     def merge(self, other: FitPart) -> FitPart:
         moments = dict(self.moments)
@@ -60,7 +85,7 @@ class PartialFit:
                 part.moments[draft.name] = Moments.of(unnormalised(draft, raw))
         if self.classification:
             part.labels = {int(v) for v in np.unique(batch[self.label])}
-        return {"part": np.array([part], dtype=object)}
+        return {"part": np.array([part.to_json()])}
 
 
 def fitted(

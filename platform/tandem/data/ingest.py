@@ -18,7 +18,7 @@ from ray.data import Dataset
 from tandem.cluster.pools import pool_resources
 from tandem.data.columns import LABEL_KEY, input_key
 from tandem.data.content import scan
-from tandem.data.fit import PartialFit, fitted, label_index
+from tandem.data.fit import FitPart, PartialFit, fitted, label_index
 from tandem.data.schema import draft_inputs, draft_target, input_field
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
@@ -138,7 +138,10 @@ def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> Pr
         resources=pool_resources(POOL),
     ).take_all()
     inputs, target, rows = fitted(
-        checked.inputs, checked.target, [p["part"] for p in parts], checked.max_ids
+        checked.inputs,
+        checked.target,
+        [FitPart.from_json(p["part"]) for p in parts],
+        checked.max_ids,
     )
     to_tensors = ToTensors(inputs, target, spec.label)
     tensors = [
