@@ -3,11 +3,15 @@ bounded load loop that records every answer."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -176,6 +180,22 @@ class LoadLoop:
     def total(self) -> int:
         with self._lock:
             return sum(self.statuses.values())
+
+
+def ray_cli_env() -> dict[str, str]:
+    """This process's environment plus ``tandem env``'s exports: Ray's own CLIs then reach
+    the test cluster (address and token)."""
+    exports = subprocess.run(
+        [str(Path(sys.executable).parent / "tandem"), "env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    env = os.environ.copy()
+    for line in exports.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'")
+    return env
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from ray.util import state as ray_state
 
+from serving import ray_cli_env
 from tandem.cluster import jobs, local
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
@@ -60,17 +61,6 @@ def digits(cluster: Settings) -> Settings:
     return cluster
 
 
-def ray_cli_env(settings: Settings) -> dict[str, str]:
-    exports = subprocess.run(
-        [str(BIN / "tandem"), "env"], capture_output=True, text=True, check=True
-    ).stdout
-    env = os.environ.copy()
-    for line in exports.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
-    return env
-
-
 def epochs_trained(logs: str) -> Counter[int]:
     """How often each epoch was trained: attempts are split at each resume line."""
     counts: Counter[int] = Counter()
@@ -98,7 +88,7 @@ def test_ray_job_submit_trains_and_registers_a_complete_version(
         ],
         capture_output=True,
         text=True,
-        env=ray_cli_env(digits),
+        env=ray_cli_env(),
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -40,6 +40,9 @@ def create_haproxy_state_dir(settings: Settings) -> None:
     haproxy_state_dir(settings).mkdir(mode=0o700, exist_ok=True)
 
 
+DRAINING_PERIOD_S = 3.0
+
+
 def serve_env(settings: Settings) -> dict[str, str]:
     """Serve's ingress flags for one embedded cluster."""
     ports = PortPlan(settings.port_base)
@@ -73,6 +76,11 @@ def serve_env(settings: Settings) -> dict[str, str]:
         # connection closed with no answer, or a 502/504) is replayed on another
         # replica. Never 503: that is deliberate backpressure.
         "RAY_SERVE_HAPROXY_RETRY_ON": RETRY_ON,
+        # A replica leaving rotation keeps answering this long so that a load balancer
+        # can deregister it (Serve's default, 30 s, is sized for a cloud ALB). Here the
+        # balancer is this machine's HAProxy, which drops it on a reload well under a
+        # second; 30 s made every undeploy and rollout wait half a minute.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(DRAINING_PERIOD_S),
     }
 
 

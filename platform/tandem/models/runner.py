@@ -92,10 +92,10 @@ def output_names(manifest: Manifest) -> tuple[str, ...]:
     return ("probabilities", "label") if manifest.task == "classification" else ("prediction",)
 
 
-def load_runner(registry: Registry, name: str, version: int) -> ModelRunner:
+def load_runner(registry: Registry, name: str, version: int | str) -> ModelRunner:
     """A runner for a stored version: weights and (if any) the user's code, both
     sha256-checked; the code is imported from its own folder, never unpickled."""
     manifest, weights = registry.load_weights(name, version)
     if manifest.code is not None:
-        install_code(manifest.code, registry.load_code(name, version))
+        install_code(manifest.code, registry.load_code(name, manifest.version))
     return ModelRunner(manifest, weights)

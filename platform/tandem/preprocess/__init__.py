@@ -9,6 +9,7 @@ from tandem.preprocess.inputs import (
     feature_matrix,
     gather,
     model_array,
+    token_matrix,
 )
 from tandem.preprocess.stats import Moments
 
@@ -22,4 +23,5 @@ __all__ = [
     "feature_matrix",
     "gather",
     "model_array",
+    "token_matrix",
 ]

@@ -25,8 +25,8 @@ from tandem.cluster import jobs, session
 from tandem.cluster.jobs import JobInfo
 from tandem.errors import NotFoundError, SpecError
 from tandem.models import user_package
-from tandem.preprocess import Raw, gather
-from tandem.registry.manifest import Manifest
+from tandem.preprocess import Raw, gather, token_matrix
+from tandem.registry import InputSchema, Manifest
 from tandem.registry.store import Registry
 from tandem.sdk.entrypoints import batch_entrypoint, train_entrypoint
 from tandem.sdk.handles import Job
@@ -314,7 +314,18 @@ def frame_inputs(frame: pd.DataFrame, manifest: Manifest) -> dict[str, Raw]:
             ],
         )
     batch = {c: frame[c].to_numpy() for c in columns}
-    return {schema.name: gather(schema, batch) for schema in manifest.inputs}
+    return {schema.name: request_value(schema, gather(schema, batch)) for schema in manifest.inputs}
+
+
+def request_value(schema: InputSchema, raw: Raw) -> np.ndarray | list[bytes]:
+    """A raw input in the form a v2 request carries it: encoded images as a list, token
+    lists zero-padded to ``max_length`` (and truncated, as training does); the server
+    applies the fitted preprocessing and checks the ids against the vocabulary."""
+    if schema.kind == "image":
+        return [bytes(b) for b in raw]
+    if schema.kind == "sequence":
+        return token_matrix(schema.model_copy(update={"vocab_size": None}), raw)
+    return np.asarray(raw)
 
 
 def _registered_by(registry: Registry, name: str, submission_id: str) -> Manifest:
