@@ -29,8 +29,6 @@ FEATURES = [f"f{i}" for i in range(64)]
 SIDE = 8
 LEVELS = 16
 """Pixel values of the source data run 0..LEVELS."""
-VOCAB = SIDE * SIDE * LEVELS
-"""Largest token id: one per (pixel, non-zero value)."""
 
 
 def write_digits(uri: str, seed: int = 0) -> dict[str, int]:
@@ -46,12 +44,12 @@ def write_digits(uri: str, seed: int = 0) -> dict[str, int]:
     counts = {}
     for name, rows in (("train", train), ("validation", validation)):
         with fs.open(f"{root.rstrip('/')}/{name}.parquet", "wb") as handle:
-            pq.write_table(digits_table(values[rows], labels[rows]), handle)
+            pq.write_table(_table(values[rows], labels[rows]), handle)
         counts[name] = len(rows)
     return counts
 
 
-def digits_table(values: np.ndarray, labels: np.ndarray) -> pa.Table:
+def _table(values: np.ndarray, labels: np.ndarray) -> pa.Table:
     """The columns of the module docstring for pixel values ``[N, 64]`` (0..16) and labels."""
     columns: dict[str, pa.Array] = {
         name: pa.array(values[:, i].astype(np.float32)) for i, name in enumerate(FEATURES)
@@ -59,18 +57,15 @@ def digits_table(values: np.ndarray, labels: np.ndarray) -> pa.Table:
     columns["label"] = pa.array(labels.astype(np.int64))
     scaled = np.rint(values * (255 / LEVELS)).astype(np.uint8).reshape(-1, 1, SIDE, SIDE)
     columns["image"] = pa.array([encode_png(image) for image in scaled], type=pa.binary())
-    tensor_type = pa.fixed_shape_tensor(pa.uint8(), [1, SIDE, SIDE])
-    columns["pixels"] = pa.ExtensionArray.from_storage(
-        tensor_type, pa.FixedSizeListArray.from_arrays(pa.array(scaled.reshape(-1)), SIDE * SIDE)
-    )
-    columns["tokens"] = pa.array([tokens(row) for row in values], type=pa.list_(pa.int64()))
+    columns["pixels"] = pa.FixedShapeTensorArray.from_numpy_ndarray(scaled)
+    columns["tokens"] = pa.array([pixel_tokens(row) for row in values], type=pa.list_(pa.int64()))
     columns["ink"] = pa.array(values.sum(axis=1).astype(np.float32) / LEVELS)
     top_half = values[:, : SIDE * SIDE // 2].sum(axis=1)
     columns["ink_top_half"] = pa.array(top_half.astype(np.float32) / LEVELS)
     return pa.table(columns)
 
 
-def tokens(pixels: np.ndarray) -> list[int]:
+def pixel_tokens(pixels: np.ndarray) -> list[int]:
     """Token ids of one digit's 64 pixel values (0..16): one per non-zero pixel."""
     where = np.flatnonzero(pixels)
     return (1 + where * LEVELS + (pixels[where] - 1)).tolist()

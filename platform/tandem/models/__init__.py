@@ -3,20 +3,29 @@ travels with a version, and the runner that serving and batch scoring share."""
 
 from tandem.models.code import install_code, pack, user_package
 from tandem.models.factory import build_model, inputs_info, resolve_factory
-from tandem.models.runner import ModelRunner, Outputs, load_runner, size_torch_threads
-from tandem.models.zoo import cnn, mlp
+from tandem.models.runner import (
+    ModelRunner,
+    Outputs,
+    load_runner,
+    output_names,
+    size_torch_threads,
+)
+from tandem.models.zoo import cnn, image_cnn, mlp, sequence_cnn
 
 __all__ = [
     "ModelRunner",
     "Outputs",
     "build_model",
     "cnn",
+    "image_cnn",
     "inputs_info",
     "install_code",
     "load_runner",
     "mlp",
+    "output_names",
     "pack",
     "resolve_factory",
+    "sequence_cnn",
     "size_torch_threads",
     "user_package",
 ]
