@@ -38,7 +38,10 @@ UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[{body}]]
+{headers}
+local file = assert(io.open({body_file}, "rb"))
+wrk.body = file:read("*a")
+file:close()
 """
 
 
@@ -56,20 +59,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wrk(url: str, body: str, connections: int, seconds: int, cores: list[int]) -> Run:
-    """One bounded wrk run from a separate process pinned to ``cores``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT.format(body=body))
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name]
-    out = subprocess.run(
-        [*command, url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        preexec_fn=lambda: os.sched_setaffinity(0, set(cores)),
-        check=True,
-    ).stdout
-    os.unlink(script.name)
+def wrk(
+    url: str,
+    body: str | bytes,
+    connections: int,
+    seconds: int,
+    cores: list[int],
+    headers: dict[str, str] | None = None,
+) -> Run:
+    """One bounded wrk run from a separate process pinned to ``cores``. ``headers`` add to
+    (or replace) the JSON content type; the body travels in a file, so it may be binary."""
+    extra = [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (headers or {}).items()]
+    with tempfile.TemporaryDirectory(prefix="wrk-") as folder:
+        body_file, script = Path(folder, "body"), Path(folder, "request.lua")
+        body_file.write_bytes(body.encode() if isinstance(body, str) else body)
+        script.write_text(
+            WRK_SCRIPT.format(headers="\n".join(extra), body_file=json.dumps(str(body_file)))
+        )
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s"]
+        out = subprocess.run(
+            [*command, str(script), url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            preexec_fn=lambda: os.sched_setaffinity(0, set(cores)),
+            check=True,
+        ).stdout
 
     def latency(label: str) -> float:
         match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
