@@ -14,6 +14,14 @@ DEFAULT_INPUT_NAME = "input"
 Normalize = Literal["fitted", "none"]
 
 
+def unique(what: str, values: list[str]) -> list[str]:
+    """``values``, or a ``ValueError`` listing the repeated ones."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique; repeated: {repeated}")
+    return values
+
+
 class TabularInput(Spec):
     """Numeric scalar columns (or one fixed-size-list column) → FP32 ``[F]``, standardised."""
 
@@ -26,10 +34,7 @@ class TabularInput(Spec):
     @field_validator("columns")
     @classmethod
     def _unique(cls, columns: list[str]) -> list[str]:
-        repeated = sorted({c for c in columns if columns.count(c) > 1})
-        if repeated:
-            raise ValueError(f"columns must be unique; repeated: {repeated}")
-        return columns
+        return unique("columns", columns)
 
 
 class TensorInput(Spec):
@@ -105,20 +110,12 @@ class DatasetSpec(Spec):
     @field_validator("features")
     @classmethod
     def _unique_features(cls, features: list[str] | None) -> list[str] | None:
-        if features is None:
-            return None
-        duplicates = sorted({f for f in features if features.count(f) > 1})
-        if duplicates:
-            raise ValueError(f"feature columns must be unique; repeated: {duplicates}")
-        return features
+        return None if features is None else unique("feature columns", features)
 
     @field_validator("inputs")
     @classmethod
     def _unique_names(cls, inputs: list[Any] | None) -> list[Any] | None:
-        names = [i.name for i in inputs or []]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"input names must be unique; repeated: {repeated}")
+        unique("input names", [i.name for i in inputs or []])
         return inputs
 
     @model_validator(mode="after")
