@@ -44,10 +44,9 @@ def scan(
     columns = sorted({d.columns[0] for d, _ in checked})
     for source in sources:
         for path in source.files:
+            where = path if "://" not in source.uri else source.fs.unstrip_protocol(path)
             with source.fs.open(path, "rb") as handle:
-                _scan_file(
-                    pq.ParquetFile(handle), columns, checked, f"{source.uri} ({path})", report
-                )
+                _scan_file(pq.ParquetFile(handle), columns, checked, where, report)
             if len(report.problems) >= MAX_PROBLEMS:
                 break
     if report.problems:

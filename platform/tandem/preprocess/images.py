@@ -21,8 +21,12 @@ def decode_image(data: bytes, shape: list[int]) -> np.ndarray:
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"not a readable image ({type(error).__name__}: {error})") from None
+    except UnidentifiedImageError:
+        raise ValueError(
+            "not a readable image: not PNG, JPEG or another format Pillow reads"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"not a readable image: truncated or corrupt ({error})") from None
     pixels = pixels.reshape(height, width, channels).transpose(2, 0, 1)
     return np.ascontiguousarray(pixels) / np.float32(255.0)
 
