@@ -89,7 +89,7 @@ def show_manifest(manifest: Manifest, aliases: list[str]) -> None:
         "metrics": ", ".join(f"{k} {v:.4g}" for k, v in sorted(manifest.metrics.items())) or "-",
         "weights": f"{manifest.weights.file}, {manifest.weights.bytes:,} bytes, "
         f"sha256 {manifest.weights.sha256}",
-        "user code": "-"
+        "package": "-"
         if manifest.code is None
         else f"{manifest.code.package} ({manifest.code.file}, {manifest.code.bytes:,} bytes, "
         f"sha256 {manifest.code.sha256})",
