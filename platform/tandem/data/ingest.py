@@ -150,7 +150,8 @@ def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> Pr
         )
         for split in (train, validation)
     ]
-    row_bytes = sum(math.prod(s.shape) * 8 for s in inputs) + 8 * max(1, math.prod(target.shape))
+    row_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in inputs)
+    row_bytes += 8 * math.prod(target.shape)  # int64 class index or float32 values
     if rows * row_bytes <= CACHE_MAX_BYTES:
         tensors = [split.materialize() for split in tensors]
     refs = [

@@ -73,21 +73,19 @@ def run(
     storage = storage_uri(spec, settings)
     runs = RunStore.open(storage, spec.name)
     run_id = runs.last_unfinished(spec.name) if resume else runs.new_run_id(spec.name)
+    # Packed before training, so the version stores the code it was trained with.
+    package = user_package(spec.model.factory)
+    code = pack(package[1]) if package is not None else None
     session.connect(settings)
     print(f"run {run_id}: {spec.scaling.num_workers} workers, storage {runs.uri}", flush=True)
     runs.set_status(run_id, "running", submission_id=submission_id)
     try:
         data = ingest.prepare(spec.dataset, spec.task, checked, spec.train.seed)
         result = fit(spec, data, runs, run_id)
-        package = user_package(spec.model.factory)
-        manifest = build_manifest(spec, data, result, run_id, submission_id)
-        if package is not None:
-            manifest = manifest.model_copy(
-                update={"code": CodeRef(package=package[0], sha256="", bytes=0)}
-            )
-        manifest = Registry(storage).register(
-            manifest, result.best.model, code=pack(package[1]) if package else None
+        manifest = build_manifest(
+            spec, data, result, run_id, submission_id, package[0] if package else None
         )
+        manifest = Registry(storage).register(manifest, result.best.model, code=code)
     except BaseException:
         runs.set_status(run_id, "failed", submission_id=submission_id)
         raise
@@ -101,7 +99,9 @@ def build_manifest(
     result: FitResult,
     run_id: str,
     submission_id: str | None,
+    package: str | None = None,
 ) -> Manifest:
+    """The version's manifest; ``package`` names the user package shipped with it."""
     metrics = {k: float(v) for k, v in result.best.metrics.items()}
     return Manifest(
         name=spec.name,
@@ -115,6 +115,7 @@ def build_manifest(
         target=data.target,
         metrics=metrics,
         weights=WeightsRef(sha256="", bytes=0),
+        code=None if package is None else CodeRef(package=package, sha256="", bytes=0),
         lineage=Lineage(
             run_name=spec.name,
             run_id=run_id,
