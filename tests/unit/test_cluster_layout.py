@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
-from tandem.cluster.layout import HEAD, PORT_SPAN, PortPlan, plan_embedded, split_cores
+from tandem.cluster.layout import (
+    HEAD,
+    PORT_SPAN,
+    PortPlan,
+    gpu_weights,
+    plan_embedded,
+    split_cores,
+    split_gpus,
+)
+from tandem.cluster.local import ClusterState, node_command, node_env
+from tandem.cluster.session import visible_gpu_ids
+from tandem.cluster.status import NodeStatus
 from tandem.errors import SpecError
+from tandem.settings import Settings
 from tandem.specs import ClusterSpec
 from tandem.specs.base import read_yaml
 from tandem.specs.cluster import launcher_schema_problems
@@ -75,3 +89,137 @@ def test_throughput_pools_yield_the_cpu_to_the_request_path(spec: ClusterSpec) -
     niceness = {node.name: node.worker_niceness for node in layout.nodes}
     assert niceness["head"] == niceness["serve"] == 0
     assert niceness["train"] > 0 and niceness["batch"] > 0
+
+
+def gpu_spec(**gpus: int) -> ClusterSpec:
+    """The repo's cluster.yaml with ``GPU`` resources on the named node types."""
+    config = read_yaml(REPO / "cluster.yaml")
+    for pool, count in gpus.items():
+        config["available_node_types"][pool]["resources"]["GPU"] = count
+    return ClusterSpec.from_launcher_config(config)
+
+
+def ids(count: int) -> list[str]:
+    return [str(i) for i in range(count)]
+
+
+def assert_disjoint(split: dict[str, tuple[str, ...]], gpus: list[str]) -> None:
+    owned = [gpu for pool_gpus in split.values() for gpu in pool_gpus]
+    assert len(owned) == len(set(owned)), f"a GPU is in two pools: {split}"
+    assert sorted(owned) == sorted(gpus), f"every GPU goes to exactly one pool: {split}"
+
+
+def test_node_types_gpu_resources_are_the_pool_shares() -> None:
+    spec = gpu_spec(train=4, serve=1)
+    assert spec.pools["train"].gpus == 4 and spec.pools["serve"].gpus == 1
+    assert gpu_weights(spec) == {"train": 4, "serve": 1}
+
+
+def test_without_gpus_in_cluster_yaml_train_and_serve_share_them(spec: ClusterSpec) -> None:
+    assert all(pool.gpus == 0 for pool in spec.pools.values())
+    assert gpu_weights(spec) == {"train": 1, "serve": 1}
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (0, {"train": 0, "serve": 0, "batch": 0}),
+        (1, {"train": 1, "serve": 0, "batch": 0}),  # one GPU: train first
+        (2, {"train": 1, "serve": 1, "batch": 0}),
+        (3, {"train": 2, "serve": 1, "batch": 0}),  # the remainder: train first on a tie
+        (8, {"train": 4, "serve": 4, "batch": 0}),
+    ],
+)
+def test_default_split_gives_train_and_serve_halves(
+    spec: ClusterSpec, count: int, expected: dict[str, int]
+) -> None:
+    layout = plan_embedded(spec, list(range(8)), port_base=30000, gpus=ids(count))
+    assert {pool: layout.node(pool).num_gpus for pool in expected} == expected
+    assert layout.node(HEAD).gpus == ()
+    assert_disjoint({n.name: n.gpus for n in layout.nodes}, ids(count))
+
+
+@pytest.mark.parametrize(
+    ("weights", "count", "expected"),
+    [
+        ({"train": 4, "serve": 2, "batch": 2}, 8, {"train": 4, "serve": 2, "batch": 2}),
+        ({"train": 6, "serve": 1, "batch": 1}, 8, {"train": 6, "serve": 1, "batch": 1}),
+        ({"train": 1, "serve": 1, "batch": 1}, 2, {"train": 1, "serve": 1, "batch": 0}),
+        ({"train": 1, "serve": 1, "batch": 1}, 7, {"train": 3, "serve": 2, "batch": 2}),
+        # every pool that declares GPUs gets one when there are enough to go round
+        ({"train": 16, "serve": 1}, 4, {"train": 3, "serve": 1}),
+        # fewer GPUs than pools: the pool declaring the most first
+        ({"train": 1, "serve": 2}, 1, {"train": 0, "serve": 1}),
+        ({"batch": 1}, 1, {"batch": 1}),
+        ({"train": 2, "serve": 1}, 0, {"train": 0, "serve": 0}),
+    ],
+)
+def test_gpus_split_in_proportion_and_never_twice(
+    weights: dict[str, int], count: int, expected: dict[str, int]
+) -> None:
+    split = split_gpus(weights, ids(count))
+    assert {pool: len(gpus) for pool, gpus in split.items()} == expected
+    assert_disjoint(split, ids(count))
+
+
+def test_each_pool_gets_consecutive_gpus_of_the_machines_own_ids() -> None:
+    # CUDA_VISIBLE_DEVICES=4,5,6 on the machine: nodes must name those GPUs, not 0,1,2.
+    split = split_gpus({"train": 2, "serve": 1}, ["4", "5", "6"])
+    assert split == {"train": ("4", "5"), "serve": ("6",)}
+
+
+def test_only_pools_that_declare_gpus_get_them() -> None:
+    layout = plan_embedded(gpu_spec(serve=1), [0, 1, 2, 3], port_base=30000, gpus=ids(2))
+    assert layout.node("serve").gpus == ("0", "1")
+    assert layout.node("train").num_gpus == layout.node("batch").num_gpus == 0
+
+
+def test_each_node_sees_only_its_own_gpus(spec: ClusterSpec) -> None:
+    layout = plan_embedded(spec, [0, 1, 2, 3], port_base=30000, gpus=ids(2))
+    env = {plan.name: node_env(plan)["CUDA_VISIBLE_DEVICES"] for plan in layout.nodes}
+    assert env == {"head": "", "train": "0", "serve": "1", "batch": ""}
+    for index, plan in enumerate(layout.nodes):
+        command = node_command(plan, layout, index, Path("/tmp/ray"))
+        assert f"--num-gpus={len(plan.gpus)}" in command
+
+
+@pytest.mark.parametrize(
+    ("visible", "count", "expected"),
+    [
+        (None, 2, ["0", "1"]),
+        (None, 0, []),
+        ("3,1", 2, ["3", "1"]),
+        ("GPU-aa11, GPU-bb22", 2, ["GPU-aa11", "GPU-bb22"]),
+        ("", 0, []),
+        ("2,7", 1, ["2"]),  # CUDA stops at the first id it cannot use
+    ],
+)
+def test_gpu_ids_follow_the_parents_cuda_visible_devices(
+    visible: str | None, count: int, expected: list[str]
+) -> None:
+    assert visible_gpu_ids(visible, count) == expected
+
+
+def test_a_state_file_from_before_gpus_still_reads(tmp_path: Path) -> None:
+    settings = Settings.from_env()
+    settings = dataclasses.replace(settings, home=tmp_path)
+    old = {
+        "gcs_address": "127.0.0.1:30000",
+        "dashboard_url": "http://127.0.0.1:30001",
+        "serve_http_port": 30003,
+        "process_groups": {"head": 1},
+        "cores": {"head": [0]},
+        "pinned": True,
+    }
+    (tmp_path / "cluster.json").write_text(json.dumps(old))
+    state = ClusterState.read(settings)
+    assert state is not None and state.gpus == {}
+
+
+def test_status_shows_gpu_ids_or_a_count() -> None:
+    def node(gpus: list[str], resources: dict[str, float]) -> NodeStatus:
+        return NodeStatus("n", "train", True, resources, resources, [0], gpus=gpus)
+
+    assert node(["0", "1"], {"GPU": 2.0}).gpu_summary() == "0,1"
+    assert node([], {"GPU": 4.0}).gpu_summary() == "4"  # a remote cluster: the count only
+    assert node([], {"CPU": 4.0}).gpu_summary() == "-"

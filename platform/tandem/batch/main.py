@@ -2,6 +2,7 @@
 ``tandem batch-predict`` run).
 
 python -m tandem.batch.main NAME[:VERSION] INPUT_URI OUTPUT_URI [--id-column COL]
+    [--batch-size N] [--max-actors N] [--gpus-per-actor G] [--precision fp32|fp16|bf16]
 python -m tandem.batch.main --spec-json '{...}'
 """
 
@@ -29,9 +30,14 @@ def spec_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error("give NAME[:VERSION] INPUT_URI OUTPUT_URI, or --spec-json")
     name, version = parse_model_ref(args.model)
     fields = {"model": name, "version": version, "input": args.input, "output": args.output}
-    if args.id_column:
-        fields["id_column"] = args.id_column
-    return load(BatchPredictSpec, fields)
+    given = {
+        "id_column": args.id_column or None,
+        "batch_size": args.batch_size,
+        "max_actors": args.max_actors,
+        "gpus_per_actor": args.gpus_per_actor,
+        "precision": args.precision,
+    }
+    return load(BatchPredictSpec, fields | {k: v for k, v in given.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input", nargs="?", help="Parquet file or folder (fsspec URI)")
     parser.add_argument("output", nargs="?", help="output folder (fsspec URI)")
     parser.add_argument("--id-column", help="input column to carry into the output")
+    parser.add_argument("--batch-size", type=int, help="rows per scoring call (default 4096)")
+    parser.add_argument("--max-actors", type=int, help="largest scoring actor pool (default 2)")
+    parser.add_argument(
+        "--gpus-per-actor", type=float, help="GPUs per scoring actor; > 0 scores on CUDA"
+    )
+    parser.add_argument("--precision", help="fp32 (default), or fp16 / bf16 on a GPU")
     parser.add_argument("--spec-json", help="the whole spec as JSON (used by the SDK)")
     args = parser.parse_args(argv)
     try:

@@ -23,12 +23,14 @@ from tandem.batch.output import BatchResult, ScoredParquet
 from tandem.batch.transform import RowIndex, Scorer, input_columns
 from tandem.cluster import session
 from tandem.cluster.pools import pool_resources, usable_cores
+from tandem.cluster.status import pool_gpus
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
-from tandem.models import load_runner, output_names
+from tandem.models import device_here, load_runner, output_names
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
 from tandem.settings import Settings
+from tandem.specs import Precision
 
 POOL = "batch"
 PROGRESS_EVERY_S = 5.0
@@ -38,14 +40,25 @@ Progress = Callable[[int, float], None]
 
 
 class ScoringActor:
-    """One actor of the pool: loads the version once (sha256-checked), then scores batches."""
+    """One actor of the pool: loads the version once (sha256-checked) on its device (its
+    GPU when it reserved one: Ray set its CUDA_VISIBLE_DEVICES), then scores batches."""
 
     def __init__(
-        self, storage: str, model: str, version: int, id_column: str | None, actors: int
+        self,
+        storage: str,
+        model: str,
+        version: int,
+        id_column: str | None,
+        actors: int,
+        gpus: float = 0.0,
+        precision: Precision = "fp32",
     ) -> None:
         # Actors of one node share its pinned cores; more threads than that only contend.
         torch.set_num_threads(max(1, usable_cores() // actors))
-        self.scorer = Scorer(load_runner(Registry(storage), model, version), id_column)
+        device = device_here(gpus, f"a batch-scoring actor of {model} v{version}")
+        runner = load_runner(Registry(storage), model, version, device, precision)
+        print(f"tandem runner loaded: {runner.describe()}", flush=True)
+        self.scorer = Scorer(runner, id_column)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.scorer(batch)
@@ -73,6 +86,20 @@ def check_columns(source: ParquetSource, manifest: Manifest, id_column: str | No
     if problems:
         raise SpecError("input", problems)
     return wanted
+
+
+def check_pool_gpus(available: float, wanted: float) -> None:
+    """Refuse GPU actors the embedded cluster's batch pool can never place (Ray would wait
+    for them forever). A launcher-built cluster may add GPU nodes on demand: not checked."""
+    if wanted > available:
+        raise SpecError(
+            "gpus_per_actor",
+            [
+                f"gpus_per_actor: each actor asks for {wanted:g} GPU(s) but the batch pool's "
+                f"nodes have {available:g}; give the batch node type GPUs in cluster.yaml "
+                "(resources: {GPU: N}, see docs/gpus.md), or set gpus_per_actor: 0"
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,8 @@ def run(
     checked = preflight(spec, settings)
     spec, manifest, source = checked.spec, checked.manifest, checked.source
     session.connect(settings)
+    if spec.gpus_per_actor > 0 and settings.embedded:
+        check_pool_gpus(pool_gpus(POOL), spec.gpus_per_actor)
     context = DataContext.get_current()
     # The driver numbers rows as batches arrive, so they must arrive in input order.
     context.execution_options.preserve_order = True
@@ -126,11 +155,14 @@ def run(
             "version": manifest.version,
             "id_column": spec.id_column,
             "actors": spec.max_actors,
+            "gpus": spec.gpus_per_actor,
+            "precision": spec.precision,
         },
         batch_size=spec.batch_size,
         batch_format="numpy",
         compute=ActorPoolStrategy(min_size=1, max_size=spec.max_actors),
         num_cpus=spec.cpus_per_actor,
+        num_gpus=spec.gpus_per_actor,
         resources=pool_resources(POOL),
     )
     index = RowIndex(ROW_INDEX_COLUMN) if spec.id_column is None else None

@@ -27,7 +27,9 @@ def up(
     state = session.up(settings, pinned=not no_pin)
     console.print(f"cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
     for name, cores in state.cores.items():
-        console.print(f"  {name:<6} cores {cores}")
+        gpus = state.gpus.get(name)
+        shown = f", GPUs {','.join(gpus)}" if gpus else ""
+        console.print(f"  {name:<6} cores {cores}{shown}")
     console.print('Use Ray\'s own CLIs against it with: eval "$(tandem env)"')
 
 
@@ -44,7 +46,15 @@ def down() -> None:
 
 def show_status(status: ClusterStatus) -> None:
     table = Table(title=f"Ray cluster at {status.address}")
-    for column in ("pool", "node", "alive", "cores", "resources (available/total)", "running"):
+    for column in (
+        "pool",
+        "node",
+        "alive",
+        "cores",
+        "GPUs",
+        "resources (available/total)",
+        "running",
+    ):
         table.add_column(column)
     for node in status.nodes:
         resources = ", ".join(
@@ -57,6 +67,7 @@ def show_status(status: ClusterStatus) -> None:
             node.node_id[:8],
             "yes" if node.alive else "no",
             ",".join(map(str, node.cores)) or "-",
+            node.gpu_summary(),
             resources,
             running or "-",
         )
@@ -69,8 +80,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     """Show nodes, pools, their resources and what runs on them."""
     settings = Settings.from_env()
     session.connect(settings, start=False)
-    cores = local.ClusterState.read(settings).cores if settings.embedded else None  # type: ignore[union-attr]
-    result = collect(session.gcs_address(settings, start=False), cores)
+    state = local.ClusterState.read(settings) if settings.embedded else None
+    cores, gpus = (state.cores, state.gpus) if state is not None else (None, None)
+    result = collect(session.gcs_address(settings, start=False), cores, gpus)
     if as_json:
         console.print_json(json.dumps(asdict(result)))
     else:

@@ -85,12 +85,24 @@ def batch_predict(
     id_column: str | None = typer.Option(None, help="Input column to carry into the output."),
     batch_size: int | None = typer.Option(None, help="Rows per scoring call (default 4096)."),
     max_actors: int | None = typer.Option(None, help="Largest scoring actor pool (default 2)."),
+    gpus_per_actor: float | None = typer.Option(
+        None, help="GPUs per scoring actor; > 0 scores on CUDA in the batch pool (default 0)."
+    ),
+    precision: str | None = typer.Option(
+        None, help="fp32 (default), or fp16 / bf16 with --gpus-per-actor > 0."
+    ),
     no_follow: bool = typer.Option(False, "--no-follow", help="Submit and return."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Score Parquet in the batch pool as a Ray job; writes Parquet with ids and outputs."""
     name, version = parse_model_ref(model)
-    given = {"id_column": id_column, "batch_size": batch_size, "max_actors": max_actors}
+    given = {
+        "id_column": id_column,
+        "batch_size": batch_size,
+        "max_actors": max_actors,
+        "gpus_per_actor": gpus_per_actor,
+        "precision": precision,
+    }
     fields = {"model": name, "version": version, "input": input_uri, "output": output_uri}
     spec = load(BatchPredictSpec, fields | {k: v for k, v in given.items() if v is not None})
     job = Client().submit_batch(spec)

@@ -1,8 +1,10 @@
-"""Plan the embedded cluster: which cores and ports each node of each pool gets.
+"""Plan the embedded cluster: which cores, GPUs and ports each node of each pool gets.
 
 Pure logic, unit-tested without Ray. On one machine Tandem runs one raylet per
 pool, each started under a CPU affinity; every worker it forks inherits that
-affinity, so a pool's processes run only on its cores.
+affinity, so a pool's processes run only on its cores. GPUs are split the same
+way: each pool node is started with ``CUDA_VISIBLE_DEVICES`` naming only its own
+GPUs, so no GPU is ever advertised to two pools.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ LOGICAL_CPUS_PER_CORE = 2
 MIN_LOGICAL_CPUS = 4
 POOL_RESOURCE_UNITS = 1000
 PORT_SPAN = 1000
+"""Ports one embedded cluster uses, from its base (four nodes at most)."""
 LATENCY_CRITICAL = (HEAD, "serve")
 THROUGHPUT_NICENESS = 15
-"""Ports one embedded cluster uses, from its base (four nodes at most)."""
+GPU_PRIORITY = ("train", "serve", "batch")
+"""Who gets a GPU first when there are fewer GPUs than pools that want one: training
+needs one most (its throughput scales with it), serving next."""
+FALLBACK_GPU_WEIGHTS = {"train": 1, "serve": 1}
+"""GPU shares when no node type in cluster.yaml declares GPUs: train and serve halves."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,15 @@ class NodePlan:
     """Physical cores this node's processes are pinned to."""
     num_cpus: int
     """Logical CPUs it advertises to Ray."""
-    num_gpus: int = 0
+    gpus: tuple[str, ...] = ()
+    """GPUs this node owns (its ``CUDA_VISIBLE_DEVICES``); no other node sees them."""
     resources: dict[str, float] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_gpus(self) -> int:
+        """GPUs it advertises to Ray: exactly the ones it owns."""
+        return len(self.gpus)
 
     @property
     def worker_niceness(self) -> int:
@@ -144,11 +157,66 @@ def split_cores(spec: ClusterSpec, cores: list[int]) -> dict[str, tuple[int, ...
     return split
 
 
+def gpu_weights(spec: ClusterSpec) -> dict[str, int]:
+    """Each pool's claim on this machine's GPUs: its node type's ``GPU`` resource in
+    cluster.yaml, or ``FALLBACK_GPU_WEIGHTS`` when no node type declares any."""
+    declared = {pool: p.gpus for pool, p in spec.pools.items() if p.gpus > 0}
+    if declared:
+        return declared
+    return {pool: weight for pool, weight in FALLBACK_GPU_WEIGHTS.items() if pool in spec.pools}
+
+
+def split_gpus(weights: dict[str, int], gpus: list[str]) -> dict[str, tuple[str, ...]]:
+    """Give each pool whole GPUs in proportion to its weight; no GPU goes to two pools.
+
+    With at least one GPU per weighted pool: proportional shares, rounded by largest
+    remainder, and every weighted pool gets at least one (taken from the pool with the
+    most). With fewer GPUs than weighted pools: one each, in order of weight, ties in
+    ``GPU_PRIORITY`` order, so a single GPU goes to train unless another pool declares
+    more GPUs than train does. Pools with no weight get none. Each pool's GPUs are
+    consecutive in the order given.
+    """
+    order = sorted(
+        (pool for pool, weight in weights.items() if weight > 0),
+        key=lambda pool: (-weights[pool], _priority(pool)),
+    )
+    if len(gpus) <= len(order):
+        counts = {pool: int(i < len(gpus)) for i, pool in enumerate(order)}
+    else:
+        total = sum(weights[pool] for pool in order)
+        quota = {pool: len(gpus) * weights[pool] / total for pool in order}
+        counts = {pool: int(quota[pool]) for pool in order}
+        by_remainder = sorted(order, key=lambda p: (counts[p] - quota[p], order.index(p)))
+        for pool in by_remainder[: len(gpus) - sum(counts.values())]:
+            counts[pool] += 1
+        for pool in order:
+            if counts[pool] == 0:
+                richest = max(order, key=lambda p: (counts[p], _priority(p)))
+                counts[richest] -= 1
+                counts[pool] = 1
+    split: dict[str, tuple[str, ...]] = {}
+    start = 0
+    for pool in sorted(counts, key=_priority):
+        split[pool] = tuple(gpus[start : start + counts[pool]])
+        start += counts[pool]
+    return split
+
+
+def _priority(pool: str) -> int:
+    return GPU_PRIORITY.index(pool) if pool in GPU_PRIORITY else len(GPU_PRIORITY)
+
+
 def plan_embedded(
-    spec: ClusterSpec, cores: list[int], port_base: int, gpus: int = 0, pinned: bool = True
+    spec: ClusterSpec,
+    cores: list[int],
+    port_base: int,
+    gpus: list[str] | None = None,
+    pinned: bool = True,
 ) -> EmbeddedLayout:
-    """The nodes of an embedded cluster on a machine with ``cores`` (and ``gpus``)."""
+    """The nodes of an embedded cluster on a machine with ``cores`` and ``gpus`` (the
+    GPUs' ``CUDA_VISIBLE_DEVICES`` ids as this process sees them)."""
     split = split_cores(spec, cores) if pinned else {p: tuple(sorted(cores)) for p in spec.pools}
+    gpu_split = split_gpus(gpu_weights(spec), list(gpus or []))
     # The head runs the control plane and job drivers; keep it off serve cores.
     head_cores = split.get("train") or tuple(sorted(cores))
     nodes = [NodePlan(HEAD, head_cores, num_cpus=0, labels={POOL_LABEL: HEAD})]
@@ -159,7 +227,7 @@ def plan_embedded(
                 name=pool,
                 cores=pool_cores,
                 num_cpus=max(MIN_LOGICAL_CPUS, LOGICAL_CPUS_PER_CORE * len(pool_cores)),
-                num_gpus=gpus if pool in ("train", "serve") else 0,
+                gpus=gpu_split.get(pool, ()),
                 resources={pool_resource(pool): POOL_RESOURCE_UNITS},
                 labels={POOL_LABEL: pool},
             )

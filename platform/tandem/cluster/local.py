@@ -2,7 +2,8 @@
 
 All process handling for the embedded cluster lives here. Each node is a
 ``ray start --block`` in its own session (process group) under the node's CPU
-affinity; the raylet and every worker it forks inherit that affinity.
+affinity and with ``CUDA_VISIBLE_DEVICES`` naming only the node's GPUs; the
+raylet and every worker it forks inherit both.
 ``tandem down`` signals exactly those process groups, so a Ray cluster that
 someone else started on this machine is never touched.
 """
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tandem.cluster.ingress import create_haproxy_state_dir, serve_env, stop_haproxy
@@ -46,6 +47,9 @@ class ClusterState:
     process_groups: dict[str, int]
     cores: dict[str, list[int]]
     pinned: bool
+    gpus: dict[str, list[str]] = field(default_factory=dict)
+    """Each node's GPUs (``CUDA_VISIBLE_DEVICES`` ids); empty in state files from before GPUs
+    were split between pools."""
 
     @classmethod
     def read(cls, settings: Settings) -> ClusterState | None:
@@ -118,6 +122,16 @@ def cluster_env(settings: Settings) -> dict[str, str]:
 
 def _total_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def node_env(plan: NodePlan) -> dict[str, str]:
+    """What one node adds to ``cluster_env``: its workers' niceness, and its GPUs as the only
+    ones CUDA shows its processes (none for the head and GPU-less pools). Ray hands each
+    GPU task or actor ids from this list."""
+    return {
+        "RAY_worker_niceness": str(plan.worker_niceness),
+        "CUDA_VISIBLE_DEVICES": ",".join(plan.gpus),
+    }
 
 
 def node_command(plan: NodePlan, layout: EmbeddedLayout, index: int, temp_dir: Path) -> list[str]:
@@ -217,9 +231,8 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
                 continue
             log_path = logs / f"node-{plan.name}.log"
             log_path.write_bytes(b"")
-            node_env = {**env, "RAY_worker_niceness": str(plan.worker_niceness)}
             command = node_command(plan, layout, index, temp_dir)
-            process = _launch(plan, command, node_env, log_path)
+            process = _launch(plan, command, {**env, **node_env(plan)}, log_path)
             started[plan.name] = process.pid
             # One at a time: raylets starting together on a shared core miss
             # their registration deadline.
@@ -235,6 +248,7 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
         process_groups={plan.name: groups[plan.name] for plan in layout.nodes},
         cores={plan.name: list(plan.cores) for plan in layout.nodes},
         pinned=layout.pinned,
+        gpus={plan.name: list(plan.gpus) for plan in layout.nodes},
     )
     state.write(settings)
     return state

@@ -43,10 +43,22 @@ def default_cluster_spec() -> ClusterSpec:
     )
 
 
-def _local_gpus() -> int:
+def _local_gpus() -> list[str]:
+    """This machine's GPUs as ``CUDA_VISIBLE_DEVICES`` ids, within what this process may see."""
     import torch
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return visible_gpu_ids(os.environ.get("CUDA_VISIBLE_DEVICES"), count)
+
+
+def visible_gpu_ids(visible: str | None, count: int) -> list[str]:
+    """The ids to hand pool nodes: ``CUDA_VISIBLE_DEVICES``' own entries when it is set
+    (a node's value must name GPUs as the machine does, not as this process renumbers
+    them), else ``0 … count-1``."""
+    if visible is None:
+        return [str(index) for index in range(count)]
+    ids = [entry.strip() for entry in visible.split(",") if entry.strip()]
+    return ids[:count]
 
 
 def up(settings: Settings, pinned: bool = True) -> local.ClusterState:

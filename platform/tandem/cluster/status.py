@@ -21,6 +21,16 @@ class NodeStatus:
     cores: list[int]
     running: dict[str, int] = field(default_factory=dict)
     """Alive actors on the node by class name, with counts."""
+    gpus: list[str] = field(default_factory=list)
+    """The node's GPUs (``CUDA_VISIBLE_DEVICES`` ids) on the embedded cluster; on another
+    cluster only their count is known (``resources["GPU"]``)."""
+
+    def gpu_summary(self) -> str:
+        """``0,1`` (ids known), ``2`` (a count only) or ``-`` (none)."""
+        if self.gpus:
+            return ",".join(self.gpus)
+        count = self.resources.get("GPU", 0)
+        return f"{count:g}" if count else "-"
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,13 @@ class ClusterStatus:
         return sorted({node.pool for node in self.nodes})
 
 
-def collect(address: str, cores: dict[str, list[int]] | None = None) -> ClusterStatus:
-    """Read the connected cluster's state (``ray.init`` must have been called)."""
+def collect(
+    address: str,
+    cores: dict[str, list[int]] | None = None,
+    gpus: dict[str, list[str]] | None = None,
+) -> ClusterStatus:
+    """Read the connected cluster's state (``ray.init`` must have been called); ``cores``
+    and ``gpus``: what the embedded cluster gave each pool."""
     available = _available_by_node()
     actors = ray_state.list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=10_000)
     running: dict[str, Counter[str]] = {}
@@ -52,10 +67,24 @@ def collect(address: str, cores: dict[str, list[int]] | None = None) -> ClusterS
                 available={k: v for k, v in available.get(node_id, {}).items() if not _internal(k)},
                 cores=(cores or {}).get(pool, []),
                 running=dict(running.get(node_id, Counter())),
+                gpus=(gpus or {}).get(pool, []),
             )
         )
     nodes.sort(key=lambda n: (not n.alive, n.pool))
     return ClusterStatus(address=address, nodes=nodes)
+
+
+def pool_gpus(pool: str) -> float:
+    """GPUs of the pool's largest alive node: the most one task or actor there can get
+    (``ray.init`` must have been called)."""
+    return max(
+        (
+            float(node["Resources"].get("GPU", 0))
+            for node in ray.nodes()
+            if node["Alive"] and node.get("Labels", {}).get(POOL_LABEL) == pool
+        ),
+        default=0.0,
+    )
 
 
 def _internal(resource: str) -> bool:

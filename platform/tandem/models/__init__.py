@@ -6,6 +6,8 @@ from tandem.models.factory import build_model, inputs_info, resolve_factory
 from tandem.models.runner import (
     ModelRunner,
     Outputs,
+    choose_device,
+    device_here,
     load_runner,
     output_names,
     size_torch_threads,
@@ -16,7 +18,9 @@ __all__ = [
     "ModelRunner",
     "Outputs",
     "build_model",
+    "choose_device",
     "cnn",
+    "device_here",
     "image_cnn",
     "inputs_info",
     "install_code",

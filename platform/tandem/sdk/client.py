@@ -35,7 +35,7 @@ from tandem.serve import control
 from tandem.serve.control import Deployed
 from tandem.settings import Settings
 from tandem.specs import DeploymentSpec, TrainJobSpec, load
-from tandem.specs.deployment import VersionRef
+from tandem.specs.deployment import Precision, VersionRef
 from tandem.specs.files import deployment_specs
 from tandem.train.job import preflight as train_preflight
 from tandem.train.job import storage_uri, with_resolved_paths
@@ -237,14 +237,21 @@ class Client:
         version: VersionRef = "latest",
         id_column: str | None = None,
         wait: bool = True,
+        gpus_per_actor: float = 0.0,
+        precision: Precision = "fp32",
     ) -> Job[BatchResult]:
         """Score Parquet at ``input_uri`` as a job in the batch pool; Parquet to ``output_uri``.
 
-        The job's result (``wait()``) says rows and rows/s. For batch size and actor
-        pool width, pass a whole ``BatchPredictSpec`` to ``submit_batch``.
+        ``gpus_per_actor`` > 0 scores on the batch pool's GPUs, in ``precision`` (fp32, or
+        fp16 / bf16 on a GPU). The job's result (``wait()``) says rows and rows/s. For batch
+        size and actor pool width, pass a whole ``BatchPredictSpec`` to ``submit_batch``.
         """
         fields = {"model": model, "version": version, "input": input_uri, "output": output_uri}
-        spec = load(BatchPredictSpec, fields | {"id_column": id_column})
+        spec = load(
+            BatchPredictSpec,
+            fields
+            | {"id_column": id_column, "gpus_per_actor": gpus_per_actor, "precision": precision},
+        )
         return self.submit_batch(spec, wait=wait)
 
     def submit_batch(

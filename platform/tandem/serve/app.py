@@ -11,6 +11,7 @@ path as short as a plain process. ``tandem.serve.app:build_gateway`` answers
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ from starlette.responses import Response
 
 from tandem.cluster.pools import pool_resources
 from tandem.errors import RequestError
-from tandem.models import ModelRunner, load_runner, size_torch_threads
+from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.metrics import RequestMetrics
@@ -43,6 +44,8 @@ RETRY_AFTER_S = 1.0
 HEALTH_CHECK_PERIOD_S = 5.0
 BatchItem = tuple[ModelRunner, list[np.ndarray], float]
 """One request in a batch: its runner, its prepared arrays (one per input), its arrival."""
+# Serve writes this logger to the replica's log file (logs/serve/replica_*.log).
+logger = logging.getLogger("ray.serve")
 
 
 def route_prefix(model: str) -> str:
@@ -85,6 +88,8 @@ class ModelServer:
     def __init__(self, spec: dict[str, Any]) -> None:
         self._spec = DeploymentSpec.model_validate(spec)
         size_torch_threads()
+        # With gpus_per_replica > 0, Ray set CUDA_VISIBLE_DEVICES to this replica's GPU.
+        self._device = device_here(self._spec.gpus_per_replica, f"a replica of {self._spec.model}")
         self._registry = open_registry(self._spec, Settings.from_env())
         token = load_token(self._spec.auth) if self._spec.auth is not None else None
         self._service = ModelService(
@@ -107,7 +112,11 @@ class ModelServer:
         self._service.swap(live, runners)
 
     def _load(self, version: int) -> ModelRunner:
-        return load_runner(self._registry, self._spec.model, version)
+        runner = load_runner(
+            self._registry, self._spec.model, version, self._device, self._spec.precision
+        )
+        logger.info("tandem runner loaded: %s", runner.describe())
+        return runner
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()

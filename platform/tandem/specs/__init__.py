@@ -9,6 +9,7 @@ from tandem.specs.deployment import (
     BatchingSpec,
     CanarySpec,
     DeploymentSpec,
+    Precision,
 )
 from tandem.specs.model import ModelSpec
 from tandem.specs.train import (
@@ -31,6 +32,7 @@ __all__ = [
     "FailureSpec",
     "ModelSpec",
     "PoolSpec",
+    "Precision",
     "ScalingSpec",
     "Spec",
     "TrainJobSpec",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from tandem.specs.base import Spec
@@ -9,6 +11,21 @@ from tandem.specs.train import NAME_PATTERN
 
 VersionRef = int | str
 """A version number (``3``) or an alias (``production``)."""
+Precision = Literal["fp32", "fp16", "bf16"]
+"""Floating-point type of the weights and activations at inference: ``fp32`` (as trained),
+or half precision on a GPU (``fp16``, ``bf16``: about half the memory and faster matrix
+work; outputs differ from fp32 in the third or fourth significant digit)."""
+
+
+def half_precision_needs_gpu(precision: Precision, gpus: float, gpu_field: str) -> Precision:
+    """Refuse fp16/bf16 without a GPU: on most CPUs half precision is emulated (slower
+    than fp32) and only loses accuracy, which is not what anyone asking for it wants."""
+    if precision != "fp32" and gpus == 0:
+        raise ValueError(
+            f"{precision} runs only on a GPU: set {gpu_field} > 0, or precision: fp32 "
+            "for CPU inference (half precision on a CPU is slower and less accurate)"
+        )
+    return precision
 
 
 class BatchingSpec(Spec):
@@ -73,7 +90,11 @@ class DeploymentSpec(Spec):
     cpus_per_replica: float = Field(0.5, gt=0, le=256)
     """Logical CPUs each replica reserves in the serve pool."""
     gpus_per_replica: float = Field(0.0, ge=0, le=16)
-    """GPUs each replica reserves; inference runs on CUDA when > 0."""
+    """GPUs each replica reserves in the serve pool; when > 0 the replica loads the model on
+    its GPU (CUDA) and every batch runs there. A fraction (0.5) lets replicas share one GPU."""
+    precision: Precision = "fp32"
+    """Inference precision: ``fp32``, or ``fp16``/``bf16`` (GPU only, needs
+    ``gpus_per_replica`` > 0). Probabilities are returned as fp32 either way."""
     max_request_rows: int = Field(4096, ge=1, le=1_000_000)
     """Largest batch (rows) one request may carry; larger ones get 400."""
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1024**3)
@@ -86,6 +107,12 @@ class DeploymentSpec(Spec):
     """fsspec URI of the registry's storage; default: the Tandem home's storage."""
     also_serve: list[VersionRef] = Field(default_factory=list)
     """Further versions (or aliases) kept loaded for ``/versions/{v}`` requests."""
+
+    @field_validator("precision")
+    @classmethod
+    def _half_precision_on_gpu(cls, value: Precision, info: ValidationInfo) -> Precision:
+        gpus = info.data.get("gpus_per_replica")
+        return value if gpus is None else half_precision_needs_gpu(value, gpus, "gpus_per_replica")
 
     @field_validator("max_ongoing_requests")
     @classmethod
