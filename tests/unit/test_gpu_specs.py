@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from tandem.batch.config import BatchPredictSpec
 from tandem.batch.main import main as batch_main
 from tandem.batch.output import BatchResult
-from tandem.batch.pipeline import check_pool_gpus
 from tandem.cli import app
+from tandem.cluster.status import check_gpus
 from tandem.errors import SpecError
 from tandem.sdk import Client
 from tandem.specs import DeploymentSpec, load
@@ -139,10 +139,10 @@ def test_sdk_batch_predict_passes_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_gpu_actors_the_batch_pool_cannot_place_are_refused() -> None:
-    check_pool_gpus(available=1, wanted=1)
-    check_pool_gpus(available=2, wanted=0.5)
+    check_gpus("batch", available=1, wanted=1, field="gpus_per_actor")
+    check_gpus("batch", available=2, wanted=0.5, field="gpus_per_actor")
     with pytest.raises(SpecError) as info:
-        check_pool_gpus(available=0, wanted=1)
+        check_gpus("batch", available=0, wanted=1, field="gpus_per_actor")
     (problem,) = info.value.problems
     assert problem.startswith("gpus_per_actor: ")
-    assert "cluster.yaml" in problem and "gpus_per_actor: 0" in problem
+    assert "cluster.yaml" in problem and "batch pool" in problem

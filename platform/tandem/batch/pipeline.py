@@ -23,7 +23,7 @@ from tandem.batch.output import BatchResult, ScoredParquet
 from tandem.batch.transform import RowIndex, Scorer, input_columns
 from tandem.cluster import session
 from tandem.cluster.pools import pool_resources, usable_cores
-from tandem.cluster.status import pool_gpus
+from tandem.cluster.status import require_pool_gpus
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
 from tandem.models import device_here, load_runner, output_names
@@ -88,20 +88,6 @@ def check_columns(source: ParquetSource, manifest: Manifest, id_column: str | No
     return wanted
 
 
-def check_pool_gpus(available: float, wanted: float) -> None:
-    """Refuse GPU actors the embedded cluster's batch pool can never place (Ray would wait
-    for them forever). A launcher-built cluster may add GPU nodes on demand: not checked."""
-    if wanted > available:
-        raise SpecError(
-            "gpus_per_actor",
-            [
-                f"gpus_per_actor: each actor asks for {wanted:g} GPU(s) but the batch pool's "
-                f"nodes have {available:g}; give the batch node type GPUs in cluster.yaml "
-                "(resources: {GPU: N}, see docs/gpus.md), or set gpus_per_actor: 0"
-            ],
-        )
-
-
 @dataclass(frozen=True)
 class Checked:
     """A spec checked against the registry and the input's schema (no Ray needed)."""
@@ -135,7 +121,7 @@ def run(
     spec, manifest, source = checked.spec, checked.manifest, checked.source
     session.connect(settings)
     if spec.gpus_per_actor > 0 and settings.embedded:
-        check_pool_gpus(pool_gpus(POOL), spec.gpus_per_actor)
+        require_pool_gpus(POOL, spec.gpus_per_actor, "gpus_per_actor")
     context = DataContext.get_current()
     # The driver numbers rows as batches arrive, so they must arrive in input order.
     context.execution_options.preserve_order = True

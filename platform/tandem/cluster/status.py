@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import ray
 from ray.util import state as ray_state
 
+from tandem.errors import SpecError
 from tandem.specs.cluster import POOL_LABEL
 
 
@@ -85,6 +86,26 @@ def pool_gpus(pool: str) -> float:
         ),
         default=0.0,
     )
+
+
+def require_pool_gpus(pool: str, wanted: float, field: str) -> None:
+    """Refuse GPU work the embedded cluster's pool can never place (Ray would wait for it
+    forever); ``field`` names the spec field asking for ``wanted`` GPUs. A launcher-built
+    cluster may add GPU nodes on demand, so callers check only the embedded one."""
+    check_gpus(pool, pool_gpus(pool), wanted, field)
+
+
+def check_gpus(pool: str, available: float, wanted: float, field: str) -> None:
+    """``SpecError`` naming ``field`` when ``wanted`` GPUs exceed the pool's ``available``."""
+    if wanted > available:
+        raise SpecError(
+            field,
+            [
+                f"{field}: this asks for {wanted:g} GPU(s) in the {pool} pool, whose node has "
+                f"{available:g}; give the {pool} node type GPUs in cluster.yaml "
+                "(resources: {GPU: N}, see docs/gpus.md), or ask for none"
+            ],
+        )
 
 
 def _internal(resource: str) -> bool:

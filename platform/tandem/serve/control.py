@@ -22,6 +22,7 @@ from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySch
 
 from tandem.cluster import session
 from tandem.cluster.local import LOOPBACK, ClusterState
+from tandem.cluster.status import require_pool_gpus
 from tandem.errors import ClusterError, NotFoundError
 from tandem.registry.store import Registry
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
@@ -160,6 +161,8 @@ def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> D
     parsed = load(DeploymentSpec, spec)
     live = verified_live_versions(parsed, open_registry(parsed, settings))
     _connect(settings)
+    if parsed.gpus_per_replica > 0 and settings.embedded:
+        require_pool_gpus("serve", parsed.gpus_per_replica, "gpus_per_replica")
     models = _deployed_configs()
     models[parsed.model] = model_app_config(parsed, live)
     _apply(settings, models, [parsed.model])

@@ -19,6 +19,7 @@ import torch
 
 import tandem
 from tandem.cluster import session
+from tandem.cluster.status import require_pool_gpus
 from tandem.data import ingest
 from tandem.data.ingest import CheckedData, PreparedData
 from tandem.models import pack, resolve_factory, user_package
@@ -77,6 +78,8 @@ def run(
     package = user_package(spec.model.factory)
     code = pack(package[1]) if package is not None else None
     session.connect(settings)
+    if spec.scaling.use_gpu and settings.embedded:
+        require_pool_gpus("train", spec.scaling.num_workers, "scaling.num_workers")
     print(f"run {run_id}: {spec.scaling.num_workers} workers, storage {runs.uri}", flush=True)
     runs.set_status(run_id, "running", submission_id=submission_id)
     try:
