@@ -43,7 +43,7 @@ def test_missing_and_non_numeric_columns_name_the_field(tmp_path: Path) -> None:
     schema = open_source(write(tmp_path / "t.parquet", table), "dataset.train").schema()
     with pytest.raises(SpecError) as info:
         draft_inputs(schema, spec(features=["a", "zz"]))
-    assert info.value.problems[0].startswith("dataset.features.columns: column 'zz' is not in")
+    assert info.value.problems[0].startswith("dataset.features: column 'zz' is not in")
     with pytest.raises(SpecError, match=r"dataset\.features: column 'b' must be numeric"):
         draft_inputs(schema, spec())
 

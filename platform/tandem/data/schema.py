@@ -50,10 +50,12 @@ def _draft(schema: pa.Schema, declared: SpecInput, field: str) -> InputSchema:
     missing = [c for c in wanted if c not in schema.names]
     if missing:
         key = "columns" if isinstance(declared, TabularInput) else "column"
+        # The `features:` shorthand is itself the list of columns.
+        where = field if field == "dataset.features" else f"{field}.{key}"
         raise SpecError(
             "dataset",
             [
-                f"{field}.{key}: column {c!r} is not in the Parquet schema; "
+                f"{where}: column {c!r} is not in the Parquet schema; "
                 f"columns are {schema.names[:20]}"
                 for c in missing
             ],
