@@ -20,6 +20,7 @@ from tandem.specs.dataset import (
     SequenceInput,
     TabularInput,
     TensorInput,
+    input_columns,
 )
 
 SpecInput = TabularInput | TensorInput | ImageInput | SequenceInput
@@ -46,8 +47,7 @@ def draft_inputs(schema: pa.Schema, spec: DatasetSpec) -> list[InputSchema]:
 
 
 def _draft(schema: pa.Schema, declared: SpecInput, field: str) -> InputSchema:
-    wanted = declared.columns if isinstance(declared, TabularInput) else [declared.column]
-    missing = [c for c in wanted if c not in schema.names]
+    missing = [c for c in input_columns(declared) if c not in schema.names]
     if missing:
         key = "columns" if isinstance(declared, TabularInput) else "column"
         # The `features:` shorthand is itself the list of columns.
