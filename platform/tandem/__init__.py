@@ -22,11 +22,11 @@ from tandem.errors import (
 from tandem.specs import ClusterSpec, DatasetSpec, DeploymentSpec, ModelSpec, TrainJobSpec
 
 if TYPE_CHECKING:
-    from tandem.sdk import AliasMove, Client, Job, ModelSummary
+    from tandem.sdk import AliasMove, Client, Job, ModelSummary, RetryPolicy
 
 __version__ = "0.1.0"
 
-_LAZY = {"AliasMove", "Client", "Job", "ModelSummary"}
+_LAZY = {"AliasMove", "Client", "Job", "ModelSummary", "RetryPolicy"}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,6 +53,7 @@ __all__ = [
     "NotFoundError",
     "RegistryError",
     "RequestError",
+    "RetryPolicy",
     "SpecError",
     "TandemError",
     "TrainJobSpec",

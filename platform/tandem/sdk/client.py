@@ -30,7 +30,7 @@ from tandem.registry import InputSchema, Manifest
 from tandem.registry.store import Registry
 from tandem.sdk.entrypoints import batch_entrypoint, train_entrypoint
 from tandem.sdk.handles import Job
-from tandem.sdk.inference import InferenceClient
+from tandem.sdk.inference import DEFAULT_RETRY, InferenceClient, RetryPolicy
 from tandem.serve import control
 from tandem.serve.control import Deployed
 from tandem.settings import Settings
@@ -78,6 +78,8 @@ class Client:
     embedded cluster under ``TANDEM_HOME``. ``endpoint``: base URL of the HTTP
     inference endpoint; default the embedded cluster's Serve port, or port 8000
     on the remote head. ``token``: bearer token for deployments with ``auth``.
+    ``retry``: how ``predict`` rides through a replica change (see ``RetryPolicy``);
+    ``None`` sends each request once.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Client:
         address: str | None = None,
         endpoint: str | None = None,
         token: str | None = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
         settings = Settings.from_env()
         if address is not None:
@@ -95,6 +98,7 @@ class Client:
         self.settings = settings
         self._endpoint = endpoint
         self._token = token
+        self._retry = retry
         self._inference: InferenceClient | None = None
         self._single_inputs: dict[tuple[str, VersionRef | None], tuple[str, str]] = {}
 
@@ -273,7 +277,7 @@ class Client:
 
     def _http(self) -> InferenceClient:
         if self._inference is None:
-            self._inference = InferenceClient(self.endpoint, self._token)
+            self._inference = InferenceClient(self.endpoint, self._token, retry=self._retry)
         return self._inference
 
     def _single_input(self, name: str, version: VersionRef | None) -> tuple[str, str]:

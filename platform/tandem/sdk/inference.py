@@ -1,17 +1,23 @@
 """Open Inference Protocol (v2) over HTTP, client side: arrays in, named numpy outputs back.
 
-Request building and response parsing are pure functions; ``InferenceClient``
-only moves bytes with httpx. Any v2 server answers it, not only Tandem's.
+Request building, response parsing and the retry policy are pure functions;
+``InferenceClient`` only moves bytes with httpx. Any v2 server answers it, not only
+Tandem's.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import numpy as np
+from pydantic import BaseModel, Field, model_validator
 
 from tandem.errors import RequestError
 
@@ -103,21 +109,113 @@ def raise_for_status(response: httpx.Response) -> None:
     )
 
 
-class InferenceClient:
-    """Talks v2 to one HTTP endpoint (``http://host:port``), with an optional bearer token."""
+RETRY_STATUSES = frozenset({502, 503, 504})
+"""Answers of a proxy or server that had no replica to give: bad gateway, unavailable
+(backpressure or no replica up), gateway timeout. Any other status is the model's answer."""
+RETRY_ERRORS = (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+"""Transport errors of a connection that failed or closed without an answer (a replica
+that went away). A read timeout is not among them: the server is there, only slow."""
+Failure = httpx.TransportError | httpx.Response
+"""What one attempt ended with when it did not succeed."""
 
-    def __init__(self, endpoint: str, token: str | None = None, timeout_s: float = 30.0) -> None:
+
+class RetryPolicy(BaseModel, extra="forbid", frozen=True):
+    """When to send an idempotent inference request again: on a connection that failed or
+    closed without an answer and on 502/503/504, with exponential backoff, until a deadline."""
+
+    deadline_s: float = Field(10.0, ge=0)
+    """No retry starts later than this after the first attempt began; 0 never retries."""
+    first_backoff_s: float = Field(0.05, gt=0)
+    """Wait before the second attempt; each later wait doubles it."""
+    max_backoff_s: float = Field(1.0, gt=0)
+    """Longest wait between attempts, unless the server's ``Retry-After`` asks for more."""
+
+    @model_validator(mode="after")
+    def _backoff_in_order(self) -> RetryPolicy:
+        if self.max_backoff_s < self.first_backoff_s:
+            raise ValueError(
+                f"retry.max_backoff_s must be ≥ first_backoff_s ({self.first_backoff_s}) "
+                f"(got {self.max_backoff_s})"
+            )
+        return self
+
+    def next_wait(
+        self, attempt: int, failure: Failure, left_s: float, now: datetime | None = None
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up: the failure
+        is not worth retrying, or the wait would end after the deadline (``left_s`` away).
+        A ``Retry-After`` is the least the wait may be; ``now`` dates an HTTP-date one when
+        the response has no ``Date`` header (default: this machine's clock)."""
+        if isinstance(failure, httpx.Response):
+            if failure.status_code not in RETRY_STATUSES:
+                return None
+        elif not isinstance(failure, RETRY_ERRORS):
+            return None
+        # min() on the exponent keeps 2**n a float that cannot overflow on a long run.
+        wait = min(self.max_backoff_s, self.first_backoff_s * 2.0 ** min(attempt - 1, 60))
+        if isinstance(failure, httpx.Response):
+            asked = retry_after_s(failure.headers, now)
+            if asked is not None:
+                wait = max(wait, asked)
+        return wait if wait <= left_s else None
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def retry_after_s(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """``Retry-After`` in seconds from now: delay-seconds, or an HTTP-date measured from the
+    response's own ``Date`` (so clock skew does not count), else from ``now``. ``None`` when
+    absent or unreadable, and the backoff alone decides."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    when = _http_date(value)
+    if when is None:
+        return None
+    reference = _http_date(headers.get("date", "")) or now or datetime.now(UTC)
+    return max(0.0, (when - reference).total_seconds())
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    # HTTP-dates are GMT; a "-0000" zone parses as naive.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+class InferenceClient:
+    """Talks v2 to one HTTP endpoint (``http://host:port``), with an optional bearer token.
+
+    ``retry``: when ``infer`` and ``metadata`` send a request again (both are idempotent);
+    ``None`` sends each once. Giving up raises what the last attempt ended with: the
+    ``RequestError`` of its answer, or its httpx transport error."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.endpoint = endpoint.rstrip("/")
+        self.retry = retry
         self._http = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout_s)
 
     def model_path(self, name: str, version: int | str | None = None) -> str:
         return f"/v2/models/{name}" + ("" if version is None else f"/versions/{version}")
 
     def metadata(self, name: str, version: int | str | None = None) -> dict[str, Any]:
-        response = self._http.get(self.model_path(name, version))
-        raise_for_status(response)
-        return dict(response.json())
+        return dict(self._send("GET", self.model_path(name, version)).json())
 
     def infer(
         self,
@@ -128,11 +226,37 @@ class InferenceClient:
     ) -> dict[str, np.ndarray]:
         """Outputs for one array (of a single-input model, named by ``input_name``) or for
         ``{input_name: array or encoded images}`` covering every input."""
-        response = self._http.post(
-            self.model_path(name, version) + "/infer", json=infer_body(inputs, input_name)
-        )
-        raise_for_status(response)
+        body = infer_body(inputs, input_name)
+        response = self._send("POST", self.model_path(name, version) + "/infer", body)
         return parse_outputs(response.json())
+
+    def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """A successful answer, after as many attempts as ``self.retry`` allows."""
+        started = time.monotonic()
+        attempt = 1
+        while True:  # ends: next_wait gives up once a wait would pass the deadline
+            failure: Failure
+            try:
+                response = self._http.request(method, path, json=body)
+            except httpx.TransportError as error:
+                failure = error
+            else:
+                if response.is_success:
+                    return response
+                failure = response
+            elapsed_s = time.monotonic() - started
+            wait = (
+                None
+                if self.retry is None
+                else self.retry.next_wait(attempt, failure, self.retry.deadline_s - elapsed_s)
+            )
+            if wait is None:
+                if isinstance(failure, httpx.Response):
+                    raise_for_status(failure)
+                    raise AssertionError("raise_for_status passed a failed answer")
+                raise failure
+            time.sleep(wait)
+            attempt += 1
 
     def close(self) -> None:
         self._http.close()
