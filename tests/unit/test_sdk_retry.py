@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+import loopback
+from loopback import listening_socket
 from tandem.errors import RequestError
 from tandem.sdk.inference import InferenceClient, RetryPolicy
 
@@ -156,29 +157,11 @@ class Script:
         await response(scope, receive, send)
 
 
-def listening_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @contextmanager
 def serving(app: Script) -> Iterator[str]:
     """``app`` under uvicorn on 127.0.0.1 (a port the OS picks) until the block ends."""
-    sock = listening_socket()
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with loopback.serving(app, timeout_s=10) as address:
+        yield f"http://{address}"
 
 
 class DroppingFirst:

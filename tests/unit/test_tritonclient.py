@@ -5,21 +5,18 @@ input kind. No Ray: the server is ``tandem.serve.plain``'s app in a thread."""
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import tritonclient.http as triton
-import uvicorn
 from torch import nn
 from tritonclient.utils import InferenceServerException
 
+import loopback
 from factories import make_manifest
 from tandem.models import ModelRunner, build_model
 from tandem.preprocess import encode_png
@@ -93,26 +90,9 @@ def runner(name: str, inputs: list[InputSchema]) -> ModelRunner:
     return ModelRunner(manifest, model.state_dict())
 
 
-@contextmanager
-def serving(model: ModelRunner) -> Iterator[str]:
+def serving(model: ModelRunner) -> AbstractContextManager[str]:
     """The plain server on 127.0.0.1 (a port the OS picks) until the block ends."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(plain_app(model), lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    return loopback.serving(plain_app(model))
 
 
 @pytest.fixture(scope="module")
