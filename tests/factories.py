@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tandem.models import ModelRunner, build_model
-from tandem.registry import InputSchema, Lineage, Manifest, TargetSchema, WeightsRef
+from tandem.registry import Lineage, Manifest, TargetSchema, WeightsRef, tabular_input
 
 
 def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
@@ -20,17 +20,8 @@ def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
         kwargs={"in_features": 4, "out_features": 3, "hidden": [8]},
         out_features=3,
         inputs=[
-            InputSchema(
-                name="input",
-                kind="tabular",
-                columns=features,
-                shape=[4],
-                dtype="float32",
-                features=features,
-                normalize="fitted",
-                mean=[5.8, 3.0, 3.7, 1.2],
-                std=[0.8, 0.4, 1.8, 0.8],
-                example=[5.1, 3.5, 1.4, 0.2],
+            tabular_input(
+                features, [5.8, 3.0, 3.7, 1.2], [0.8, 0.4, 1.8, 0.8], [5.1, 3.5, 1.4, 0.2]
             )
         ],
         target=TargetSchema(classes=[0, 1, 2]),

@@ -21,7 +21,7 @@ from factories import make_manifest
 from tandem.errors import RegistryError, RequestError
 from tandem.models import ModelRunner, build_model
 from tandem.preprocess import encode_png
-from tandem.registry import InputSchema, TargetSchema
+from tandem.registry import InputSchema, TargetSchema, tabular_input
 from tandem.sdk.inference import infer_body, input_tensor
 from tandem.serve import protocol
 from tandem.serve.app import Gateway
@@ -38,17 +38,8 @@ FEATURES = 4
 
 def toy(version: int = 1, seed: int = 0, metrics: dict[str, float] | None = None) -> ModelRunner:
     features = [f"f{i}" for i in range(FEATURES)]
-    schema = InputSchema(
-        name="input",
-        kind="tabular",
-        columns=features,
-        shape=[FEATURES],
-        dtype="float32",
-        features=features,
-        normalize="fitted",
-        mean=[1.0, 2.0, 3.0, 4.0],
-        std=[2.0, 2.0, 0.5, 1.0],
-        example=[1.0, 2.0, 3.0, 4.0],
+    schema = tabular_input(
+        features, [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 0.5, 1.0], [1.0, 2.0, 3.0, 4.0]
     )
     manifest = make_manifest().model_copy(
         update={
