@@ -121,6 +121,18 @@ class ToTensors:
         return out
 
 
+def dataset_ref(source: ParquetSource) -> DatasetRef:
+    """What the version's lineage records about one dataset URI (its content fingerprint)."""
+    found = source.fingerprint()
+    return DatasetRef(
+        uri=source.uri,
+        fingerprint=found.digest,
+        fingerprint_kind=found.kind,
+        files=found.files,
+        bytes=found.bytes,
+    )
+
+
 def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> PreparedData:
     """Read, split (when no validation URI), fit on the training split, build tensor datasets."""
     columns = sorted({c for d in checked.inputs for c in d.columns} | {spec.label})
@@ -154,10 +166,7 @@ def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> Pr
     row_bytes += 8 * math.prod(target.shape)  # int64 class index or float32 values
     if rows * row_bytes <= CACHE_MAX_BYTES:
         tensors = [split.materialize() for split in tensors]
-    refs = [
-        DatasetRef(uri=s.uri, fingerprint=s.fingerprint())
-        for s in filter(None, (checked.train, checked.validation))
-    ]
+    refs = [dataset_ref(s) for s in filter(None, (checked.train, checked.validation))]
     return PreparedData(
         train=tensors[0],
         validation=tensors[1],

@@ -79,26 +79,62 @@ class TargetSchema(Record):
     """Classification: the label value of each output index (sorted training labels)."""
 
 
+FingerprintKind = Literal["sha256", "store-checksum", "mixed", "stat"]
+
+
 class DatasetRef(Record):
+    """One dataset URI a version was trained on, and what its data was at the time."""
+
     uri: str
     fingerprint: str
-    """sha256 over the Parquet files' paths, sizes and modification times."""
+    """sha256 over each Parquet file's path (relative to ``uri``), size and content identity
+    (see ``fingerprint_kind``): the same files with the same bytes give the same
+    fingerprint, whatever their modification times."""
+    fingerprint_kind: FingerprintKind = "stat"
+    """How each file's content was identified: ``sha256`` of its bytes (local disks and
+    stores without checksums); ``store-checksum``, the object store's own checksum or ETag
+    (no bytes read); ``mixed``, some of each; ``stat``, paths, sizes and modification
+    times only (versions registered before content fingerprints)."""
+    files: int | None = Field(None, ge=0)
+    """Parquet files under ``uri`` (``None`` for ``stat`` fingerprints)."""
+    bytes: int | None = Field(None, ge=0)
+    """Their total size (``None`` for ``stat`` fingerprints)."""
 
 
 class Lineage(Record):
+    """Where a version came from: the run, its spec, data, code and software.
+
+    Fields added after the first release have defaults, so older manifests still load."""
+
     run_name: str
     run_id: str
     """The training run's folder name under run storage."""
     submission_id: str | None = None
     """Ray job submission id when the run came through the jobs API."""
     spec_sha256: str
+    """sha256 of ``spec`` as sorted-key JSON."""
     datasets: list[DatasetRef]
     code_version: str
+    """Tandem's version, plus ``+g<short commit>`` when it ran from a git checkout."""
     ray_version: str
     torch_version: str
     python_version: str
     checkpoint: str
     """URI of the checkpoint the weights came from."""
+    spec: dict[str, Any] | None = None
+    """The full resolved training spec (``TrainJobSpec`` as JSON: dataset URIs absolute,
+    seed included) that ``tandem reproduce`` trains again; ``None`` for versions registered
+    from outside a training run or before specs were kept."""
+    seed: int | None = None
+    """The run's seed (``train.seed``): model initialisation, shuffling, validation split."""
+    git_commit: str | None = None
+    """Full commit of the source tree Tandem ran from, when that is a git checkout (the
+    user's own model package is identified by ``Manifest.code.sha256`` instead)."""
+    git_dirty: bool | None = None
+    """Whether that tree had uncommitted changes (``None``: not a git checkout)."""
+    packages: dict[str, str] = Field(default_factory=dict)
+    """Versions the run trained with: tandem, ray, torch, numpy, pyarrow, pandas,
+    safetensors and python."""
 
 
 class WeightsRef(Record):

@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import ray
+import ray.data
 import torch
 
-import tandem
 from tandem.cluster import session
 from tandem.cluster.status import require_pool_gpus
 from tandem.data import ingest
@@ -26,6 +24,7 @@ from tandem.models import pack, resolve_factory, user_package
 from tandem.registry import CodeRef, Lineage, Manifest, Registry, WeightsRef
 from tandem.settings import Settings
 from tandem.specs.train import TrainJobSpec
+from tandem.train.provenance import package_versions, source_tree
 from tandem.train.runs import RunStore
 from tandem.train.trainer import FitResult, fit
 
@@ -81,19 +80,28 @@ def run(
     if spec.scaling.use_gpu and settings.embedded:
         require_pool_gpus("train", spec.scaling.num_workers, "scaling.num_workers")
     print(f"run {run_id}: {spec.scaling.num_workers} workers, storage {runs.uri}", flush=True)
-    runs.set_status(run_id, "running", submission_id=submission_id)
+    runs.write_spec(run_id, spec.model_dump(mode="json"))
+    runs.started(run_id, spec.name, submission_id)
     try:
+        deterministic_data()
         data = ingest.prepare(spec.dataset, spec.task, checked, spec.train.seed)
         result = fit(spec, data, runs, run_id)
         manifest = build_manifest(
             spec, data, result, run_id, submission_id, package[0] if package else None
         )
         manifest = Registry(storage).register(manifest, result.best.model, code=code)
-    except BaseException:
-        runs.set_status(run_id, "failed", submission_id=submission_id)
+    except BaseException as error:
+        runs.ended(run_id, "failed", error=error)
         raise
-    runs.set_status(run_id, "finished", submission_id=submission_id, version=manifest.version)
+    runs.ended(run_id, "finished", version=manifest.version, metrics=manifest.metrics)
     return TrainResult(run_id=run_id, manifest=manifest)
+
+
+def deterministic_data() -> None:
+    """Make this driver's Ray Data pipelines (read, split, fit, materialise) yield blocks
+    in the same order every time, so a seed gives the same statistics and shards; the
+    trainer does the same for the workers' shards (``trainer.fit``)."""
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
 
 
 def build_manifest(
@@ -104,7 +112,12 @@ def build_manifest(
     submission_id: str | None,
     package: str | None = None,
 ) -> Manifest:
-    """The version's manifest; ``package`` names the user package shipped with it."""
+    """The version's manifest; ``package`` names the user package shipped with it.
+
+    ``spec`` must have resolved paths (``with_resolved_paths``): the lineage keeps it as
+    it is, so training from it again (``tandem reproduce``) reads the same data."""
+    recorded = spec.model_dump(mode="json")
+    tree = source_tree()
     metrics = {k: float(v) for k, v in result.best.metrics.items()}
     return Manifest(
         name=spec.name,
@@ -123,31 +136,17 @@ def build_manifest(
             run_name=spec.name,
             run_id=run_id,
             submission_id=submission_id,
-            spec_sha256=hashlib.sha256(
-                json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()
-            ).hexdigest(),
+            spec_sha256=hashlib.sha256(json.dumps(recorded, sort_keys=True).encode()).hexdigest(),
             datasets=data.refs,
-            code_version=code_version(),
+            code_version=tree.code_version,
             ray_version=ray.__version__,
             torch_version=torch.__version__,
             python_version=platform.python_version(),
             checkpoint=result.best_uri,
+            spec=recorded,
+            seed=spec.train.seed,
+            git_commit=tree.commit,
+            git_dirty=tree.dirty,
+            packages=package_versions(),
         ),
     )
-
-
-def code_version() -> str:
-    """Tandem's version plus the git commit of its source tree when there is one."""
-    source = Path(tandem.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=source,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return tandem.__version__
-    return f"{tandem.__version__}+g{commit}"

@@ -10,6 +10,7 @@ last checkpointed epoch.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from tandem.data import LABEL_KEY, input_key
 from tandem.models import build_model
 from tandem.registry import InputSchema
 from tandem.train import checkpoint
+from tandem.train.gauges import TrainGauges
+from tandem.train.runs import RunStore
 
 PREFETCH_BATCHES = 4
 # A worker keeps its shard's tensors after the first epoch when they fit in
@@ -54,6 +57,13 @@ class LoopConfig(BaseModel):
     seed: int
     every_epochs: int
     threads: int
+    name: str = ""
+    """The job's (and model's) name; tags the Prometheus gauges."""
+    run_id: str | None = None
+    """The run's id; tags the gauges and names its per-epoch metrics file."""
+    runs_uri: str | None = None
+    """The job's run folder (``RunStore.uri``), where rank 0 rewrites
+    ``<run_id>.metrics.jsonl`` after each epoch; ``None``: no file."""
 
 
 class ShardBatches:
@@ -249,13 +259,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     val_shard = ShardBatches(
         ray.train.get_dataset_shard("validation"), cfg, device, batch_size=1024, shuffle=False
     )
+    progress = EpochProgress(cfg) if rank == 0 else None
     for epoch in range(start_epoch, cfg.epochs):
         train_stats = train_epoch(model, optimizer, train_shard, cfg, device, epoch)
         metrics = epoch_metrics(
             epoch, train_stats, evaluate(model, val_shard, cfg, device, epoch), cfg.task, device
         )
-        if rank == 0:
-            print(progress_line(epoch, cfg.epochs, metrics), flush=True)
+        if progress is not None:
+            progress.publish(epoch, metrics)
         last = epoch == cfg.epochs - 1
         if (epoch + 1) % cfg.every_epochs == 0 or last:
             with tempfile.TemporaryDirectory() as folder:
@@ -272,6 +283,28 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 ray.train.report(metrics, checkpoint=saved)
         else:
             ray.train.report(metrics)
+
+
+class EpochProgress:
+    """What rank 0 publishes after each epoch: the log line, the Prometheus gauges and the
+    run's per-epoch metrics file."""
+
+    def __init__(self, cfg: LoopConfig) -> None:
+        self.cfg = cfg
+        self.gauges = TrainGauges(cfg.name, cfg.run_id or "")
+        self.runs = RunStore.at(cfg.runs_uri) if cfg.runs_uri and cfg.run_id else None
+
+    def publish(self, epoch: int, metrics: dict[str, float]) -> None:
+        print(progress_line(epoch, self.cfg.epochs, metrics), flush=True)
+        self.gauges.set(metrics)
+        if self.runs is None or self.cfg.run_id is None:
+            return
+        try:
+            self.runs.record_epoch(self.cfg.run_id, {**metrics, "time": time.time()})
+        except OSError as error:
+            # The metrics file is for people looking at the run; a storage hiccup writing
+            # it must not cost the training (checkpoints, in the same storage, fail loudly).
+            print(f"warning: epoch {epoch + 1} metrics not recorded: {error}", file=sys.stderr)
 
 
 def progress_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.data import ExecutionOptions
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from tandem.cluster.pools import pool_resources
@@ -30,7 +31,10 @@ def score_metric(task: str) -> tuple[str, Literal["max", "min"]]:
     return ("val_accuracy", "max") if task == "classification" else ("val_rmse", "min")
 
 
-def loop_config(spec: TrainJobSpec, data: PreparedData) -> LoopConfig:
+def loop_config(
+    spec: TrainJobSpec, data: PreparedData, runs: RunStore | None = None, run_id: str | None = None
+) -> LoopConfig:
+    """What the workers get; with ``runs`` and ``run_id``, rank 0 records each epoch there."""
     return LoopConfig(
         factory=spec.model.factory,
         kwargs=spec.model.kwargs,
@@ -45,7 +49,19 @@ def loop_config(spec: TrainJobSpec, data: PreparedData) -> LoopConfig:
         seed=spec.train.seed,
         every_epochs=spec.checkpoint.every_epochs,
         threads=max(1, int(spec.scaling.cpus_per_worker)),
+        name=spec.name,
+        run_id=run_id,
+        runs_uri=None if runs is None else runs.uri,
     )
+
+
+def ordered_ingest() -> ExecutionOptions:
+    """Ray Train's ingest options with ``preserve_order``: each worker gets the same rows in
+    the same order every run, so the same seed trains the same weights (Ray's recipe for
+    reproducible ingest; it also ignores shard locality)."""
+    options = DataConfig.default_ingest_options()
+    options.preserve_order = True
+    return options
 
 
 def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> FitResult:
@@ -53,7 +69,7 @@ def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> 
     metric, order = score_metric(spec.task)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(spec, data).model_dump(mode="json"),
+        train_loop_config=loop_config(spec, data, runs, run_id).model_dump(mode="json"),
         torch_config=TorchConfig(backend="nccl" if spec.scaling.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=spec.scaling.num_workers,
@@ -72,6 +88,7 @@ def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> 
             ),
         ),
         datasets={"train": data.train, "validation": data.validation},
+        dataset_config=DataConfig(execution_options=ordered_ingest()),
     )
     result = trainer.fit()
     if result.error is not None:
