@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from serving import (
@@ -21,6 +22,8 @@ from serving import (
     wait_for,
 )
 from tandem.cluster.local import ClusterState
+from tandem.errors import RegistryError
+from tandem.evaluation import evaluate, load_all
 from tandem.registry.store import Registry
 from tandem.serve import control
 from tandem.settings import Settings
@@ -135,15 +138,28 @@ def test_promote_canary_rollback_under_load_fail_nothing(
     assert labels_of(answer) == digits.offline[1].tolist()
 
 
-def test_promote_if_better_refuses_a_worse_candidate(cluster: Settings, digits: Digits) -> None:
+def test_promote_if_better_refuses_a_worse_candidate(
+    cluster: Settings, digits: Digits, tmp_path: Path
+) -> None:
     registry = Registry.default(cluster)
-    accuracies = {v: registry.manifest(MODEL, v).metrics["val_accuracy"] for v in (1, 2)}
+    holdout = tmp_path / "holdout.parquet"
+    width = digits.x_val.shape[1]
+    frame = pd.DataFrame(digits.x_val, columns=[f"pixel_{i}" for i in range(width)])
+    frame.assign(digit=digits.y_val).to_parquet(holdout)
+    # Both versions scored on the same rows, in the batch pool, exactly as offline.
+    scored = evaluate(cluster, MODEL, 2, against=1, data=str(holdout), label="digit")
+    assert scored.rows == len(digits.y_val) and scored.versions() == [1, 2]
+    accuracies = {v: scored.score(v)["accuracy"] for v in (1, 2)}
+    for version, accuracy in accuracies.items():
+        assert accuracy == pytest.approx((digits.offline[version] == digits.y_val).mean())
     worse, better = sorted(accuracies, key=accuracies.__getitem__)
     registry.set_alias(MODEL, "staging", better)
-    if accuracies[worse] < accuracies[better]:
-        with pytest.raises(Exception, match="refusing to promote"):
-            control.promote(MODEL, worse, cluster, alias="staging", if_better="val_accuracy")
+    stored = len(load_all(registry, MODEL))
+    # Worse or tied, the candidate is refused on the stored evaluation (no second run).
+    with pytest.raises(RegistryError, match="refusing to promote"):
+        control.promote(MODEL, worse, cluster, alias="staging", if_better="val_accuracy")
     assert registry.aliases(MODEL)["staging"] == better
+    assert len(load_all(registry, MODEL)) == stored
 
 
 def test_auth(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
+from tandem.cli.app import app, console, err_console, user_errors
 from tandem.serve import control
 from tandem.settings import Settings
 from tandem.specs.files import deployment_specs
@@ -64,11 +64,25 @@ def promote(
     version: int = typer.Argument(..., help="Version to promote."),
     alias: str = typer.Option("production", help="Alias to move."),
     if_better: str | None = typer.Option(
-        None, "--if-better", help="Refuse unless this validation metric is at least as good."
+        None,
+        "--if-better",
+        help="Refuse unless the version beats the alias's current one on this metric "
+        "(accuracy, loss, rmse, mae or their val_ names), both scored on the same data: "
+        "the newest `tandem evaluate` of the two, else the version's validation set. "
+        "A tie keeps the current version.",
+    ),
+    min_gain: float = typer.Option(
+        0.0, "--min-gain", min=0.0, help="With --if-better: the least improvement that counts."
     ),
 ) -> None:
     """Point an alias at a version; a live deployment that uses it follows."""
-    previous = control.promote(name, version, Settings.from_env(), alias, if_better)
+
+    def say(line: str) -> None:
+        err_console.print(line, highlight=False, markup=False)
+
+    previous = control.promote(
+        name, version, Settings.from_env(), alias, if_better, min_gain=min_gain, say=say
+    )
     was = "unset" if previous is None else f"v{previous}"
     console.print(f"{name}: {alias} → v{version} (was {was})", highlight=False)
 

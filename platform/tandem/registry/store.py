@@ -8,6 +8,8 @@ Layout under ``<root>/registry/<name>/``::
     versions/<n>/manifest.json      written last: its arrival makes version n exist
     aliases.json                    alias → history of versions (current last)
     aliases.lock                    held while aliases.json changes
+    <kind>/<key>.json               records about versions (evaluations, deliveries), each
+                                    written in one step; never inside a version folder
 
 Guarantees, given the backend's exclusive create (see ``fsio``):
 
@@ -65,7 +67,13 @@ from tandem.registry.manifest import (
 from tandem.settings import Settings
 
 CLAIM_FILE = "claim.json"
+RECORD_SUFFIX = ".json"
 _MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+# Kinds and keys become path components under the model's folder: neither may climb out
+# of it, and no kind may be a folder the registry itself keeps there.
+_RECORD_KIND = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_RECORD_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_RESERVED_KINDS = frozenset({"versions"})
 
 
 class Registry:
@@ -133,6 +141,21 @@ class Registry:
             rolled = book.rolled_back(name, alias)
             self._write_alias_book(name, rolled)
         return book.current()[alias], rolled.current()[alias]
+
+    def put_record(self, name: str, kind: str, key: str, data: bytes) -> None:
+        """Store ``data`` as ``<name>/<kind>/<key>.json`` in one step (a record with the same
+        key is replaced). Records describe a model's versions (evaluations, deliveries)
+        without writing into them: version folders stay immutable."""
+        path = self._record_path(name, kind, key)
+        fsio.write_atomic(self._fs, path, data)
+
+    def records(self, name: str, kind: str) -> list[bytes]:
+        """Every record of ``kind`` about ``name``, sorted by key (empty when there is none)."""
+        folder = self._record_dir(name, kind)
+        # Only complete records: write_atomic's temporary files end in ".tmp-<hex>".
+        paths = sorted(p for p in self._ls(folder) if p.endswith(RECORD_SUFFIX))
+        found = (fsio.read_bytes(self._fs, path) for path in paths)
+        return [data for data in found if data is not None]
 
     # --- reading ------------------------------------------------------------
 
@@ -286,6 +309,30 @@ class Registry:
 
     def _version_dir(self, name: str, version: int) -> str:
         return posixpath.join(self._model_dir(name), "versions", str(version))
+
+    def _record_dir(self, name: str, kind: str) -> str:
+        if not _RECORD_KIND.fullmatch(kind) or kind in _RESERVED_KINDS:
+            raise SpecError(
+                f"record kind {kind!r}",
+                [
+                    "must start with a lowercase letter and hold only lowercase letters, digits, "
+                    f"'-' or '_' (at most 63 characters, not {sorted(_RESERVED_KINDS)}), "
+                    "e.g. 'evaluations'"
+                ],
+            )
+        return posixpath.join(self._model_dir(name), kind)
+
+    def _record_path(self, name: str, kind: str, key: str) -> str:
+        folder = self._record_dir(name, kind)
+        if not _RECORD_KEY.fullmatch(key):
+            raise SpecError(
+                f"record key {key!r}",
+                [
+                    "must start with a letter or digit and hold only letters, digits, '.', '-' "
+                    "or '_' (at most 128 characters), e.g. '20250101T120000Z-3f2a'"
+                ],
+            )
+        return posixpath.join(folder, key + RECORD_SUFFIX)
 
 
 def _checked_model_name(name: str) -> str:
