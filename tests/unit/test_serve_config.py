@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from torch import manual_seed
+
+from factories import make_manifest
 from tandem.cluster.ingress import haproxy_state_dir, serve_env
 from tandem.cluster.layout import PortPlan
+from tandem.errors import SpecError
+from tandem.models import build_model
+from tandem.registry import Registry
 from tandem.serve.app import deployment_options
 from tandem.serve.control import deployed_spec, model_app_config
-from tandem.serve.routing import CanaryTarget, LiveVersions
+from tandem.serve.resolve import live_versions
+from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
+from tandem.specs.base import load
 from tandem.specs.cluster import pool_resource
 from tandem.specs.deployment import DeploymentSpec
 
@@ -63,3 +72,45 @@ def test_haproxy_env_stays_inside_the_clusters_ports_and_folders() -> None:
     assert paths and all(Path(p).is_relative_to(state) for p in paths)
     # Serve nests each socket under a 56-character node id; HAProxy allows 97 bytes.
     assert all(len(p) + 57 <= 97 for p in paths)
+
+
+def test_shadow_travels_only_in_user_config_and_round_trips() -> None:
+    shadow = {"version": "candidate", "share": 40}
+    spec = DeploymentSpec.model_validate({**SPEC.model_dump(exclude={"canary"}), "shadow": shadow})
+    live = LiveVersions(default=1, shadow=ShadowTarget(version=3, share=40))
+    config = model_app_config(spec, live)
+    assert "shadow" not in config["args"] and "canary" not in config["args"]
+    back, back_live = deployed_spec(config)
+    assert back_live == live and back.canary is None
+    assert back.shadow is not None and (back.shadow.version, back.shadow.share) == (3, 40)
+    assert LiveVersions.model_validate(deployment_options(back, live)["user_config"]) == live
+
+
+@pytest.mark.parametrize("share", [-1, 101, "half"])
+def test_a_shadow_share_outside_0_to_100_is_refused(share: object) -> None:
+    with pytest.raises(SpecError) as caught:
+        load(DeploymentSpec, {"model": "digits", "shadow": {"version": 2, "share": share}})
+    assert any(p.startswith("shadow.share") for p in caught.value.problems), caught.value
+    with pytest.raises(SpecError, match=r"shadow\.version"):
+        load(DeploymentSpec, {"model": "digits", "shadow": {"share": 5}})
+
+
+def test_a_shadow_resolves_like_a_canary_and_goes_when_it_becomes_the_default(
+    tmp_path: Path,
+) -> None:
+    registry = Registry(str(tmp_path))
+    manifest = make_manifest("digits").model_copy(update={"kwargs": {"hidden": [8]}})
+    for seed in (1, 2):
+        manual_seed(seed)
+        model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
+        registry.register(manifest, model.state_dict())
+    registry.set_alias("digits", "production", 1)
+    registry.set_alias("digits", "candidate", 2)
+    spec = load(DeploymentSpec, {"model": "digits", "shadow": {"version": "candidate", "share": 5}})
+    live = live_versions(spec, registry)
+    assert live.shadow == ShadowTarget(version=2, share=5) and live.loaded() == {1, 2}
+    # Aliases name versions that answer: the shadow-only one has none.
+    assert live.aliases == {"production": 1}
+    registry.set_alias("digits", "production", 2)  # the shadow was promoted
+    promoted = live_versions(spec, registry)
+    assert promoted.default == 2 and promoted.shadow is None

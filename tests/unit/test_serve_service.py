@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import math
+import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,15 @@ from tandem.preprocess import encode_png
 from tandem.registry import InputSchema, TargetSchema, tabular_input
 from tandem.sdk.inference import infer_body, input_tensor
 from tandem.serve import protocol
+from tandem.serve import service as service_module
 from tandem.serve.app import Gateway
 from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.binary import encode_byte_elements
+from tandem.serve.evidence import ShadowResult
 from tandem.serve.plain import plain_app
-from tandem.serve.promotion import check_better, lower_is_better
-from tandem.serve.routing import CanaryTarget, LiveVersions
-from tandem.serve.service import parse_route, run_grouped
+from tandem.serve.promotion import lower_is_better
+from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
+from tandem.serve.service import ModelService, Predict, parse_route, run_grouped
 from tandem.specs.deployment import AuthSpec
 
 FEATURES = 4
@@ -233,10 +237,6 @@ def test_if_better_direction() -> None:
     assert not lower_is_better("val_accuracy")
     with pytest.raises(RegistryError, match="lower or higher"):
         lower_is_better("val_banana")
-    good, bad = toy(2, metrics={"val_accuracy": 0.97}), toy(1, metrics={"val_accuracy": 0.95})
-    check_better("val_accuracy", good.manifest, bad.manifest)
-    with pytest.raises(RegistryError, match="worse than v2"):
-        check_better("val_accuracy", bad.manifest, good.manifest)
 
 
 def test_http_path_end_to_end_in_a_plain_app() -> None:
@@ -435,3 +435,192 @@ def test_version_refs_that_are_not_ascii_numbers_get_404_not_500(ref: str) -> No
     with pytest.raises(RequestError) as raised:
         live.resolve(ref)
     assert raised.value.status == 404 and len(raised.value.message) < 300
+
+
+def test_a_shadow_is_loaded_but_never_answers() -> None:
+    live = LiveVersions(
+        default=1,
+        canary=CanaryTarget(version=2, weight=50),
+        shadow=ShadowTarget(version=3, share=100),
+        aliases={"prod": 1},
+    )
+    assert live.loaded() == {1, 2, 3} and live.served() == {1, 2}
+    draws = np.linspace(0, 1, 1000, endpoint=False)
+    assert {live.pick(None, d) for d in draws} == {1, 2}
+    with pytest.raises(RequestError) as caught:
+        live.pick("3", 0.0)
+    assert caught.value.status == 404 and "live versions: [1, 2]" in caught.value.message
+    # Only requests the default answers without naming a version are mirrored.
+    assert live.mirrors(None, 1, 0.99) == live.shadow
+    assert live.mirrors(None, 2, 0.0) is None and live.mirrors("1", 1, 0.0) is None
+    quarter = LiveVersions(default=1, shadow=ShadowTarget(version=3, share=25))
+    assert sum(quarter.mirrors(None, 1, d) is not None for d in draws) == 250
+    with pytest.raises(ValueError, match="is the default version"):
+        LiveVersions(default=1, shadow=ShadowTarget(version=1, share=10))
+
+
+ROWS = np.random.default_rng(7).normal(size=(3, FEATURES)).astype(np.float32)
+INFER_BODY = json.dumps(infer_body({"input": ROWS})).encode()
+
+
+async def forward(runner: ModelRunner, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return runner.forward(arrays)
+
+
+async def infer(service: ModelService, predict: Predict = forward) -> tuple[int, bytes, int]:
+    """One JSON infer request through ``service.handle``, as Serve hands it over: the
+    status, the body and the version the outcome names."""
+    messages = [{"type": "http.request", "body": INFER_BODY, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v2/models/toy/infer",
+        "root_path": "/v2/models/toy",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    response, outcome = await service.handle(Request(scope, receive), predict)
+    assert outcome.status == response.status_code and outcome.inference
+    assert outcome.version is not None
+    return response.status_code, bytes(response.body), outcome.version
+
+
+def shadowed(share: int, shadow: ModelRunner, results: list[ShadowResult]) -> ModelService:
+    service = ModelService(
+        "toy", BearerAuth(None), 64, 1 << 16, results.append, draw=random.Random(3).random
+    )
+    live = LiveVersions(default=1, shadow=ShadowTarget(version=shadow.version, share=share))
+    service.swap(live, {1: LIVE, shadow.version: shadow})
+    return service
+
+
+LIVE = toy(1, seed=0)
+
+
+def test_a_shadow_never_changes_the_answer_and_compares_every_mirrored_request() -> None:
+    plain = ModelService("toy", BearerAuth(None), 64, 1 << 16)
+    plain.swap(LiveVersions(default=1), {1: LIVE})
+    results: list[ShadowResult] = []
+    service = shadowed(100, toy(2, seed=1), results)
+
+    async def run() -> tuple[list[tuple[int, bytes, int]], list[tuple[int, bytes, int]]]:
+        alone = [await infer(plain) for _ in range(5)]
+        mirrored = [await infer(service) for _ in range(5)]
+        await service.shadows.settled()
+        return alone, mirrored
+
+    alone, mirrored = asyncio.run(run())
+    assert alone == mirrored and all(status == 200 for status, _, _ in alone)
+    live_labels = LIVE.predict([ROWS])["label"]
+    shadow_labels = toy(2, seed=1).predict([ROWS])["label"]
+    agreeing = int((live_labels == shadow_labels).sum())
+    assert len(results) == 5
+    for result in results:
+        assert (result.version, result.shadow_version, result.rows) == (1, 2, 3)
+        assert result.agreeing_rows == agreeing and result.latency_ms is not None
+        assert result.outcome == ("agree" if agreeing == 3 else "disagree")
+
+
+def test_the_shadow_re_runs_about_its_share_of_requests() -> None:
+    results: list[ShadowResult] = []
+    service = shadowed(25, toy(2, seed=1), results)
+
+    async def run() -> None:
+        for _ in range(400):
+            assert (await infer(service))[0] == 200
+        await service.shadows.settled()
+
+    asyncio.run(run())
+    assert 0.19 < len(results) / 400 < 0.31
+    assert all(r.outcome in ("agree", "disagree") for r in results)
+
+
+def test_a_failing_shadow_is_counted_and_never_fails_a_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results: list[ShadowResult] = []
+    broken = toy(2, seed=1)
+
+    def boom(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        raise RuntimeError("the shadow's weights are broken")
+
+    monkeypatch.setattr(broken, "forward", boom)
+    service = shadowed(100, broken, results)
+
+    async def run() -> list[int]:
+        statuses = [(await infer(service))[0] for _ in range(4)]
+        await service.shadows.settled()
+        return statuses
+
+    assert asyncio.run(run()) == [200] * 4
+    assert [r.outcome for r in results] == ["error"] * 4
+
+
+def test_live_requests_never_wait_for_the_shadow(monkeypatch: pytest.MonkeyPatch) -> None:
+    results: list[ShadowResult] = []
+    slow, entered, release = toy(2, seed=1), threading.Event(), threading.Event()
+    real_forward = slow.forward
+
+    def stuck(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        entered.set()
+        assert release.wait(timeout=30), "the test never released the shadow"
+        return real_forward(arrays)
+
+    monkeypatch.setattr(slow, "forward", stuck)
+    monkeypatch.setattr(service_module, "SHADOW_QUEUE_LIMIT", 3)
+    service = shadowed(100, slow, results)
+
+    async def run() -> list[int]:
+        # The shadow's first pass blocks its thread; every live request still answers.
+        statuses = [(await infer(service))[0]]
+        assert await asyncio.to_thread(entered.wait, 30)
+        statuses += [(await infer(service))[0] for _ in range(7)]
+        assert [r.outcome for r in results] == ["dropped"] * 4
+        release.set()
+        await service.shadows.settled()
+        return statuses
+
+    assert asyncio.run(run()) == [200] * 8
+    outcomes = [r.outcome for r in results]
+    # One pass running, three queued behind it, the other four dropped (not queued).
+    assert outcomes.count("dropped") == 4 and len(outcomes) == 8
+
+
+def test_a_failing_version_fails_only_its_own_requests_of_a_batch() -> None:
+    good, bad = toy(1, seed=0), toy(2, seed=1)
+    bad.forward = lambda arrays: 1 / 0  # type: ignore[method-assign, assignment, return-value]
+    results = run_grouped([(good, good.prepare([ROWS])), (bad, bad.prepare([ROWS]))])
+    assert isinstance(results[1], ZeroDivisionError)
+    np.testing.assert_array_equal(results[0]["label"], good.predict([ROWS])["label"])  # type: ignore[index]
+
+    service = ModelService("toy", BearerAuth(None), 64, 1 << 16)
+    service.swap(LiveVersions(default=2), {2: bad})
+
+    async def failing(runner: ModelRunner, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        result = run_grouped([(runner, arrays)])[0]
+        assert isinstance(result, Exception)
+        raise result
+
+    status, body, version = asyncio.run(infer(service, failing))
+    assert status == 500 and version == 2
+    assert "version 2 of toy failed" in json.loads(body)["error"]
+
+
+def test_mirrored_requests_past_the_memory_bound_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service_module, "SHADOW_QUEUE_BYTES", ROWS.nbytes)  # < one request
+    results: list[ShadowResult] = []
+    service = shadowed(100, toy(2, seed=1), results)
+
+    async def run() -> list[int]:
+        statuses = [(await infer(service))[0] for _ in range(3)]
+        await service.shadows.settled()
+        return statuses
+
+    assert asyncio.run(run()) == [200] * 3
+    assert [r.outcome for r in results] == ["dropped"] * 3

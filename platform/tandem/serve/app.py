@@ -10,6 +10,7 @@ path as short as a plain process. ``tandem.serve.app:build_gateway`` answers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -28,6 +29,8 @@ from tandem.errors import RequestError
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth, load_token
+from tandem.serve.evidence import EvidenceAccumulator, ShadowResult
+from tandem.serve.evidence_book import flush_periodically
 from tandem.serve.metrics import RequestMetrics
 from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
@@ -97,8 +100,13 @@ class ModelServer:
             BearerAuth(token),
             self._spec.max_request_rows,
             self._spec.max_body_bytes,
+            on_shadow=self._shadow_done,
+            shadow_batch=self._spec.batching.max_batch_size,
         )
         self._metrics = RequestMetrics(self._spec.model)
+        self._evidence = EvidenceAccumulator()
+        # Started by the first request, on the event loop that serves requests.
+        self._flusher: asyncio.Task[None] | None = None
         # The decorator's sizes are placeholders: the spec's are set per replica here.
         batcher: Any = self._predict_batch
         batcher.set_max_batch_size(self._spec.batching.max_batch_size)
@@ -121,20 +129,31 @@ class ModelServer:
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
         response, outcome = await self._service.handle(request, self._predict)
-        self._metrics.request(
-            outcome.version, outcome.status, (time.perf_counter() - started) * 1000
-        )
+        elapsed_s = time.perf_counter() - started
+        self._metrics.request(outcome.version, outcome.status, elapsed_s)
+        if outcome.inference and outcome.version is not None:
+            self._evidence.request(outcome.version, outcome.status, elapsed_s * 1000)
+        if self._flusher is None:
+            self._flusher = flush_periodically(self._spec.model, self._evidence)
         return response
 
+    def _shadow_done(self, result: ShadowResult) -> None:
+        self._metrics.shadow(result)
+        self._evidence.shadow(result)
+
     async def _predict(self, runner: ModelRunner, arrays: list[np.ndarray]) -> Outputs:
-        result: Outputs = await self._predict_batch((runner, arrays, time.perf_counter()))
+        result: Outputs | Exception = await self._predict_batch(
+            (runner, arrays, time.perf_counter())
+        )
+        if isinstance(result, Exception):
+            raise result
         return result
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _predict_batch(self, items: list[BatchItem]) -> list[Outputs]:
+    async def _predict_batch(self, items: list[BatchItem]) -> list[Outputs | Exception]:
         now = time.perf_counter()
         for version in {r.version for r, _, _ in items}:
-            waits = [(now - t) * 1000 for r, _, t in items if r.version == version]
+            waits = [now - t for r, _, t in items if r.version == version]
             self._metrics.batch(version, len(waits), waits)
         return run_grouped([(runner, arrays) for runner, arrays, _ in items])
 

@@ -1,16 +1,19 @@
-"""Deploy, undeploy, promote and roll back: the only module that changes Serve's state.
+"""Deploy, undeploy, promote, roll back and shift traffic (canary, shadow): the only module
+that changes Serve's state.
 
 Tandem deploys declaratively, the way ``serve deploy`` does: one config with
 every Tandem app, applied through the Serve controller. Each model app's
-versions travel as its deployment's ``user_config``, so moving an alias or a
-canary is a config change that Serve applies to running replicas in place
+versions travel as its deployment's ``user_config``, so moving an alias, a
+canary or a shadow is a config change that Serve applies to running replicas in place
 (new weights load and warm up before the swap): no replica restarts, no request
 fails. Changing anything else in a spec is a rolling update.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +26,18 @@ from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySch
 from tandem.cluster import session
 from tandem.cluster.local import LOOPBACK, ClusterState
 from tandem.cluster.status import require_pool_gpus
-from tandem.errors import ClusterError, NotFoundError
+from tandem.errors import ClusterError, NotFoundError, RegistryError
+from tandem.evaluation import evaluate, find
 from tandem.registry.store import Registry
+from tandem.serve import evidence_book
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
-from tandem.serve.promotion import check_better
-from tandem.serve.resolve import open_registry, verified_live_versions
-from tandem.serve.routing import LiveVersions
+from tandem.serve.evidence import RolloutEvidence
+from tandem.serve.promotion import check_metric, gate
+from tandem.serve.resolve import open_registry, served_aliases, verified_live_versions
+from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
 from tandem.specs.base import load
-from tandem.specs.deployment import CanarySpec, DeploymentSpec
+from tandem.specs.deployment import CanarySpec, DeploymentSpec, ShadowSpec
 
 MODEL_IMPORT_PATH = "tandem.serve.app:build"
 GATEWAY_IMPORT_PATH = "tandem.serve.app:build_gateway"
@@ -55,15 +61,16 @@ def http_port(settings: Settings) -> int:
 def model_app_config(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]:
     """One model's entry under ``applications:`` (what ``serve deploy`` would read).
 
-    The canary travels only in ``user_config`` (as ``live.canary``): Serve treats a
-    change of ``args`` as new code and replaces replicas, but applies a
-    ``user_config`` change in place, so shifting a canary is as safe as a promote.
+    The canary and the shadow travel only in ``user_config`` (as ``live.canary`` and
+    ``live.shadow``): Serve treats a change of ``args`` as new code and replaces replicas,
+    but applies a ``user_config`` change in place, so shifting either is as safe as a
+    promote.
     """
     return {
         "name": spec.model,
         "route_prefix": route_prefix(spec.model),
         "import_path": MODEL_IMPORT_PATH,
-        "args": spec.model_dump(mode="json", exclude_unset=True, exclude={"canary"}),
+        "args": spec.model_dump(mode="json", exclude_unset=True, exclude={"canary", "shadow"}),
         # A log line per request costs more CPU than a small model's forward pass;
         # the request metrics count every answer by status instead.
         "logging_config": {"enable_access_log": False},
@@ -77,6 +84,8 @@ def deployed_spec(config: dict[str, Any]) -> tuple[DeploymentSpec, LiveVersions]
     spec = DeploymentSpec.model_validate(config["args"])
     if live.canary is not None:
         spec.canary = CanarySpec(version=live.canary.version, weight=live.canary.weight)
+    if live.shadow is not None:
+        spec.shadow = ShadowSpec(version=live.shadow.version, share=live.shadow.share)
     return spec, live
 
 
@@ -119,10 +128,13 @@ def _deployed_configs() -> dict[str, dict[str, Any]]:
 
 def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list[str]) -> None:
     specs = [deployed_spec(c)[0] for c in models.values()]
+    # The running Serve's own HTTP options: a driver that cannot tell which port the
+    # cluster was started with (a Ray job's driver sees only RAY_ADDRESS) keeps them.
+    http = _client().http_config
     config = ServeDeploySchema.model_validate(
         {
             "proxy_location": "HeadOnly",
-            "http_options": {"host": LOOPBACK, "port": http_port(settings)},
+            "http_options": {"host": http.host, "port": http.port},
             "applications": [*models.values(), gateway_app_config(specs)],
         }
     )
@@ -177,6 +189,8 @@ def undeploy(name: str, settings: Settings) -> None:
     del models[name]
     _apply(settings, models, [])
     _wait_gone(name, settings)
+    # Only now: a replica still running would recreate the book with its next flush.
+    evidence_book.delete_book(name)
 
 
 def _wait_gone(name: str, settings: Settings) -> None:
@@ -205,6 +219,52 @@ def deployments(settings: Settings) -> list[Deployed]:
     return found
 
 
+def set_traffic(
+    name: str,
+    settings: Settings,
+    canary: CanaryTarget | None,
+    shadow: ShadowTarget | None,
+) -> Deployed:
+    """Give the deployed model ``name`` this canary and shadow (``None`` removes one); its
+    default and pinned versions stay. Versions new to the replicas are sha256-checked
+    first, and the change is applied in place; returns once every replica runs it.
+    ``NotFoundError`` when ``name`` is not deployed, ``ValueError`` for a shadow that is
+    the default version."""
+    _connect(settings)
+    models = _deployed_configs()
+    if name not in models:
+        raise NotFoundError(f"no deployment named {name!r}; deployed: {sorted(models)}")
+    spec, live = deployed_spec(models[name])
+    if shadow is not None and shadow.version == live.default:
+        raise ValueError(
+            f"shadow version {shadow.version} is {name}'s default version; shadow another "
+            "version, or pass shadow=None"
+        )
+    registry = open_registry(spec, settings)
+    served = {live.default, *live.pinned} | ({canary.version} if canary else set())
+    new = LiveVersions(
+        default=live.default,
+        canary=canary,
+        shadow=shadow,
+        pinned=live.pinned,
+        aliases=served_aliases(registry, name, served),
+    )
+    # Like _follow_aliases: a corrupt version fails here, and the replicas keep theirs.
+    for version in sorted(new.loaded()):
+        registry.verify(name, version)
+    models[name] = model_app_config(spec, new)
+    _apply(settings, models, [name])
+    spec, new = deployed_spec(models[name])  # the spec now names the new canary and shadow
+    return Deployed(spec, new, ApplicationStatus.RUNNING.value)
+
+
+def rollout_evidence(name: str, settings: Settings, since: float) -> RolloutEvidence:
+    """What ``name``'s replicas recorded since ``since`` (``time.time()``): per version and
+    per shadow (see ``evidence_book.rollout_evidence``)."""
+    session.connect(settings)
+    return evidence_book.rollout_evidence(name, since)
+
+
 def _follow_aliases(model: str, settings: Settings) -> None:
     """Re-resolve a deployed model's versions after an alias moved (no-op if not deployed)."""
     _connect(settings)
@@ -223,14 +283,40 @@ def promote(
     settings: Settings,
     alias: str = "production",
     if_better: str | None = None,
+    min_gain: float = 0.0,
+    say: Callable[[str], None] | None = None,
 ) -> int | None:
-    """Point ``alias`` at ``version`` (optionally only if better); returns the previous holder."""
+    """Point ``alias`` at ``version``; returns the previous holder.
+
+    ``if_better``: a metric (``accuracy``, ``loss``, ``rmse``, ``mae``, or training's
+    ``val_`` names for them) on which the version must beat the alias's current holder by
+    at least ``min_gain``, both scored on the same data: the newest stored evaluation of
+    the two, else one run now on the candidate's validation set. A tie or a loss refuses
+    with ``RegistryError``. ``say`` (default: this module's logger) hears the gate's
+    reason and whether an evaluation had to run first.
+    """
+    tell = say or logging.getLogger(__name__).info
     registry = Registry.default(settings)
     # A corrupt candidate is refused here, before the alias (and the deployment) moves.
     candidate = registry.verify(name, version)
     current = registry.aliases(name).get(alias)
-    if if_better is not None and current is not None:
-        check_better(if_better, candidate, registry.manifest(name, current))
+    if if_better is not None:
+        check_metric(if_better, candidate.task)
+        evaluation = None
+        if current is not None and current != candidate.version:
+            evaluation = find(registry, name, candidate.version, current)
+            if evaluation is None:
+                tell(
+                    f"no stored evaluation of {name} v{candidate.version} against v{current} "
+                    f"({alias}): scoring both on v{candidate.version}'s validation data first"
+                )
+                evaluation = evaluate(settings, name, candidate.version, against=alias)
+        decision = gate(if_better, evaluation, candidate.version, current, min_gain)
+        if not decision.passed:
+            raise RegistryError(
+                f"refusing to promote {name} v{candidate.version} to {alias!r}: {decision.reason}"
+            )
+        tell(f"{alias} may move to v{candidate.version}: {decision.reason}")
     previous = registry.set_alias(name, alias, candidate.version)
     _follow_aliases(name, settings)
     return previous

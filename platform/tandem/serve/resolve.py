@@ -7,7 +7,7 @@ The only place serving reads the registry's alias table, so a rollout is one new
 from __future__ import annotations
 
 from tandem.registry.store import Registry
-from tandem.serve.routing import CanaryTarget, LiveVersions
+from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
 from tandem.specs.deployment import DeploymentSpec
 
@@ -17,17 +17,32 @@ def open_registry(spec: DeploymentSpec, settings: Settings) -> Registry:
 
 
 def live_versions(spec: DeploymentSpec, registry: Registry) -> LiveVersions:
-    """The spec's default, canary and pinned versions resolved against the registry now."""
+    """The spec's default, canary, shadow and pinned versions resolved against the registry
+    now. A shadow that resolves to the default version is dropped: after the shadow is
+    promoted (its alias or number now names the default) there is nothing to compare."""
     default = registry.resolve(spec.model, spec.version)
     canary = None
     if spec.canary is not None:
         canary = CanaryTarget(
             version=registry.resolve(spec.model, spec.canary.version), weight=spec.canary.weight
         )
+    shadow = None
+    if spec.shadow is not None:
+        shadow = ShadowTarget(
+            version=registry.resolve(spec.model, spec.shadow.version), share=spec.shadow.share
+        )
+        shadow = None if shadow.version == default else shadow
     pinned = tuple(sorted({registry.resolve(spec.model, ref) for ref in spec.also_serve}))
-    loaded = {default, *pinned} | ({canary.version} if canary else set())
-    aliases = {a: v for a, v in registry.aliases(spec.model).items() if v in loaded}
-    return LiveVersions(default=default, canary=canary, pinned=pinned, aliases=aliases)
+    served = {default, *pinned} | ({canary.version} if canary else set())
+    aliases = served_aliases(registry, spec.model, served)
+    return LiveVersions(
+        default=default, canary=canary, shadow=shadow, pinned=pinned, aliases=aliases
+    )
+
+
+def served_aliases(registry: Registry, model: str, served: set[int]) -> dict[str, int]:
+    """The registry's aliases of ``model`` that name a version answering requests."""
+    return {a: v for a, v in registry.aliases(model).items() if v in served}
 
 
 def verified_live_versions(spec: DeploymentSpec, registry: Registry) -> LiveVersions:

@@ -63,6 +63,15 @@ class CanarySpec(Spec):
     """Percent of requests that do not name a version sent to the canary."""
 
 
+class ShadowSpec(Spec):
+    version: VersionRef
+    """The version (or alias) that sees mirrored traffic; its answers are compared with the
+    default version's and never returned."""
+    share: int = Field(ge=0, le=100)
+    """Percent of the requests the default version answers that are mirrored to the shadow
+    (in the background, after the answer is computed)."""
+
+
 class AuthSpec(Spec):
     token_env: str | None = Field(None, min_length=1)
     """Environment variable of the replicas that holds the bearer token."""
@@ -101,6 +110,9 @@ class DeploymentSpec(Spec):
     """Largest request body; larger ones get 413."""
     canary: CanarySpec | None = None
     """Optional share of unpinned traffic for another version."""
+    shadow: ShadowSpec | None = None
+    """Optional version that silently re-runs a share of the default version's requests, to
+    compare its answers and latency before it takes any traffic."""
     auth: AuthSpec | None = None
     """Optional bearer-token auth on every endpoint but ``/v2/health/live``."""
     storage: str | None = None
