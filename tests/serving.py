@@ -137,6 +137,8 @@ class LoadLoop:
     threads: int = 4
     max_requests: int = 20_000
     max_seconds: float = 120.0
+    pause_s: float = 0.0
+    """Sleep between one thread's requests (0: a closed loop as fast as answers come)."""
     statuses: Counter[int] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
@@ -176,6 +178,8 @@ class LoadLoop:
                         self.retry_after.add(answer.headers.get("retry-after", ""))
                     if answer.status_code == 200:
                         self.versions[answer.json()["model_version"]] += 1
+                if self.pause_s:
+                    time.sleep(self.pause_s)
 
     def total(self) -> int:
         with self._lock:

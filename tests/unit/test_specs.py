@@ -99,6 +99,7 @@ def test_every_shipped_spec_file_is_valid() -> None:
     files = [
         REPO / "cluster.yaml",
         *REPO.glob("jobs/specs/*.yaml"),
+        *REPO.glob("jobs/deliveries/*.yaml"),
         *REPO.glob("deployments/*.yaml"),
     ]
     for path in files:

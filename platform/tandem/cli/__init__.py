@@ -2,9 +2,12 @@
 
 from tandem.cli import (  # noqa: F401  (registers commands)
     cluster_commands,
+    delivery_commands,
+    evaluate_commands,
     model_commands,
     predict_commands,
     quickstart,
+    run_commands,
     serve_commands,
     spec_commands,
     train_commands,

@@ -43,16 +43,17 @@ def undeploy(name: str = typer.Argument(..., help="Model name of the deployment.
 def deployments() -> None:
     """List deployed models and the versions they serve."""
     table = Table(title="deployments")
-    for column in ("model", "status", "default", "canary", "live versions"):
+    for column in ("model", "status", "default", "canary", "shadow", "live versions"):
         table.add_column(column)
     for found in control.deployments(Settings.from_env()):
-        canary = found.live.canary
+        canary, shadow = found.live.canary, found.live.shadow
         table.add_row(
             found.spec.model,
             found.status,
             str(found.live.default),
             "-" if canary is None else f"v{canary.version} ({canary.weight}%)",
-            ", ".join(str(v) for v in sorted(found.live.loaded())),
+            "-" if shadow is None else f"v{shadow.version} ({shadow.share}% mirrored)",
+            ", ".join(str(v) for v in sorted(found.live.served())),
         )
     console.print(table)
 

@@ -11,6 +11,7 @@ from tandem.registry.manifest import (
     InputSchema,
     Lineage,
     Manifest,
+    Record,
     TargetSchema,
     WeightsRef,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Lineage",
     "LockPolicy",
     "Manifest",
+    "Record",
     "Registry",
     "TargetSchema",
     "WeightsRef",

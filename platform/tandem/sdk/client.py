@@ -8,6 +8,7 @@ it is not running yet (or use the remote one ``address`` names).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,9 @@ from tandem.batch.pipeline import preflight as batch_preflight
 from tandem.batch.transform import input_columns
 from tandem.cluster import jobs, session
 from tandem.cluster.jobs import JobInfo
+from tandem.delivery import DeliveryRecord, deliver, deliveries
 from tandem.errors import NotFoundError, SpecError
+from tandem.evaluation import Evaluation, evaluate
 from tandem.models import user_package
 from tandem.preprocess import Raw, gather, token_matrix
 from tandem.registry import InputSchema, Manifest
@@ -35,10 +38,14 @@ from tandem.serve import control
 from tandem.serve.control import Deployed
 from tandem.settings import Settings
 from tandem.specs import DeploymentSpec, TrainJobSpec, load
+from tandem.specs.delivery import DeliverySpec
 from tandem.specs.deployment import Precision, VersionRef
 from tandem.specs.files import deployment_specs
+from tandem.train.curves import write_curves
+from tandem.train.history import RunRecord, RunSummary, list_runs, load_run
 from tandem.train.job import preflight as train_preflight
 from tandem.train.job import storage_uri, with_resolved_paths
+from tandem.train.reproduce import Reproduction, compare_versions, reproduction_spec
 
 SpecSource = str | Path | dict[str, Any]
 Predictions = dict[str, np.ndarray]
@@ -136,6 +143,47 @@ class Client:
         """A handle on a job submitted earlier (``NotFoundError`` if the cluster has none)."""
         return Job(jobs.attach(self.settings, submission_id), lambda: None)
 
+    def runs(self, name: str | None = None) -> list[RunSummary]:
+        """Training runs in the default storage (of job ``name`` only), newest last.
+
+        Reads run storage only: no cluster needed."""
+        return list_runs(self.settings.storage_uri, name)
+
+    def run(self, run_id: str) -> RunRecord:
+        """One run's status, resolved spec and per-epoch metrics (``NotFoundError`` names
+        the known runs)."""
+        return load_run(self.settings.storage_uri, run_id)
+
+    def compare_runs(self, run_ids: list[str], plot: str | Path | None = None) -> list[RunRecord]:
+        """The runs' records, in the order given; ``plot``: also write their training
+        curves there as a self-contained HTML file."""
+        records = [self.run(run_id) for run_id in run_ids]
+        if plot is not None:
+            write_curves(records, plot)
+        return records
+
+    def reproduce(self, name: str, version: VersionRef, wait: bool = True) -> Job[Reproduction]:
+        """Train ``version`` again from the spec its lineage kept (same data, checked by
+        content fingerprint, same seed); the new version registers under ``name``.
+
+        The job's result (``wait()``) compares the new version with the original: weights
+        (identical, or the largest difference) and metrics.
+        """
+        original = self.get(name, version)
+        spec = reproduction_spec(original)
+        training = self.train(spec, wait=False)
+        registry = Registry(storage_uri(spec, self.settings))
+
+        def compared() -> Reproduction:
+            manifest = training.wait()
+            comparison = compare_versions(registry, name, original.version, manifest.version)
+            return Reproduction(original, manifest, comparison)
+
+        job = Job(jobs.attach(self.settings, training.submission_id), compared)
+        if wait:
+            job.wait()
+        return job
+
     # --- registry -------------------------------------------------------------
 
     @property
@@ -169,8 +217,11 @@ class Client:
     ) -> AliasMove:
         """Point ``alias`` at ``version``; a live deployment that serves the alias follows.
 
-        ``if_better``: a validation metric (e.g. ``val_accuracy``) the version must
-        match or beat against the alias's current version, else ``RegistryError``.
+        ``if_better``: a metric (``accuracy``, ``loss``, ``rmse``, ``mae``, or training's
+        ``val_accuracy`` and the like) on which the version must beat the alias's current
+        version, both scored on the same data: the newest ``evaluate`` of the two, else
+        one run first on the version's validation set. A tie or a loss raises
+        ``RegistryError`` and the alias stays.
         """
         previous = control.promote(name, version, self.settings, alias, if_better)
         return AliasMove(name, alias, version, previous)
@@ -179,6 +230,23 @@ class Client:
         """Return ``alias`` to the version it named before."""
         before, after = control.rollback(name, self.settings, alias)
         return AliasMove(name, alias, after, before)
+
+    def evaluate(
+        self,
+        name: str,
+        version: VersionRef,
+        against: VersionRef | None = "production",
+        data: str | None = None,
+        label: str | None = None,
+    ) -> Evaluation:
+        """Score ``version`` and the version ``against`` names (``None``: ``version`` alone)
+        on the same data, in the batch pool; the stored ``Evaluation``.
+
+        ``data`` (a Parquet URI) and ``label`` (its label column) default to the version's
+        validation set and label from its training spec. A measurement, never a refusal:
+        ``promote(if_better=...)`` is what gates on it.
+        """
+        return evaluate(self.settings, name, version, against, data, label)
 
     # --- serving --------------------------------------------------------------
 
@@ -194,6 +262,21 @@ class Client:
 
     def deployments(self) -> list[Deployed]:
         return control.deployments(self.settings)
+
+    # --- delivery -------------------------------------------------------------
+
+    def deliver(
+        self, spec: DeliverySpec | SpecSource, say: Callable[[str], None] = print
+    ) -> DeliveryRecord:
+        """Train or pick a candidate, evaluate it against the alias's version on the same
+        data, shadow it, canary it step by step and promote it; any failed guard rolls
+        traffic back. Runs here (as the Ray driver), reporting each step through ``say``;
+        returns the stored record (``outcome``: promoted, rolled_back or failed)."""
+        return deliver(spec, self.settings, say=say)
+
+    def deliveries(self, name: str) -> list[DeliveryRecord]:
+        """The deliveries of ``name``, oldest first, with every step's evidence."""
+        return deliveries(self.registry, name)
 
     @property
     def endpoint(self) -> str:

@@ -8,12 +8,13 @@ from typing import Any
 from tandem.errors import SpecError
 from tandem.specs.base import describe, load, parse, read_yaml
 from tandem.specs.cluster import ClusterSpec
+from tandem.specs.delivery import DeliverySpec
 from tandem.specs.deployment import DeploymentSpec
 from tandem.specs.train import TrainJobSpec
 
 
 def spec_kind(data: Any) -> str:
-    """``cluster``, ``serve-config``, ``train-job`` or ``deployment``."""
+    """``cluster``, ``serve-config``, ``train-job``, ``delivery`` or ``deployment``."""
     if not isinstance(data, dict):
         return "unknown"
     if "provider" in data or "available_node_types" in data:
@@ -22,6 +23,8 @@ def spec_kind(data: Any) -> str:
         return "serve-config"
     if "dataset" in data:
         return "train-job"
+    if "candidate" in data:
+        return "delivery"
     return "deployment"
 
 
@@ -66,6 +69,8 @@ def validate_file(path: str | Path) -> str:
         serve_config_deployments(data, source)
     elif kind == "train-job":
         parse(TrainJobSpec, data, source)
+    elif kind == "delivery":
+        parse(DeliverySpec, data, source)
     else:
         parse(DeploymentSpec, data, source)
     return kind

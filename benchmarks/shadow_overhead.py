@@ -1,0 +1,124 @@
+"""Does mirroring live traffic to a shadow version change the live answers or their tail?
+
+    .venv/bin/python benchmarks/shadow_overhead.py [--rate 400] [--seconds 15] [--repeats 3]
+
+On a private embedded cluster the digits MLP (v1) is served by one replica on the serve
+pool's core; v2 (same architecture, other weights) is the shadow. First every
+validation-sized probe is sent with and without the shadow and the response bodies are
+compared byte for byte. Then an open-loop generator (benchmarks/_openloop.py: constant
+rate, latency from each request's due time, pinned to the train pool's cores) offers
+``--rate`` req/s with no shadow and with a 100% shadow, alternating, ``--repeats``
+times; it prints the medians, the p99 ratio (shadow / none) and what the replicas
+recorded about the shadow (requests compared, label agreement, dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cluster import private_cluster
+from isolation import open_loop
+from serve_http import body_for, deploy_digits, register_models
+
+from tandem.cluster import local
+from tandem.models import build_model
+from tandem.registry import Registry
+from tandem.serve import control
+from tandem.serve.routing import ShadowTarget
+from tandem.settings import Settings
+
+PROBES = 50
+
+
+def register_shadow(settings: Settings) -> int:
+    """v2 of ``digits``: v1's manifest, other weights."""
+    registry = Registry.default(settings)
+    manifest = registry.manifest("digits", 1)
+    torch.manual_seed(1)
+    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, manifest.out_features)
+    return registry.register(manifest, model.state_dict()).version
+
+
+def probe_bodies(url: str, x: np.ndarray) -> list[bytes]:
+    with httpx.Client(timeout=30) as client:
+        return [client.post(url, content=body_for(x[i:], 1)).content for i in range(PROBES)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=400)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--port-base", type=int, default=23000)
+    args = parser.parse_args()
+    runs: dict[str, list[dict]] = {"no shadow": [], "shadow 100%": []}
+    with private_cluster(args.port_base) as settings:
+        state = local.ClusterState.read(settings)
+        assert state is not None
+        x = register_models(settings)
+        shadow = register_shadow(settings)
+        deploy_digits(settings)
+        url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
+        cores = state.cores["train"]
+        plain = probe_bodies(url, x)
+        control.set_traffic(
+            "digits", settings, canary=None, shadow=ShadowTarget(version=shadow, share=100)
+        )
+        mirrored = probe_bodies(url, x)
+        same = sum(a == b for a, b in zip(plain, mirrored, strict=True))
+        print(f"responses identical with and without the shadow: {same}/{PROBES}", flush=True)
+        body = body_for(x, 1)
+        open_loop(url, body, args.rate, 5, cores)  # warm-up
+        for repeat in range(args.repeats):
+            for name, target in (
+                ("no shadow", None),
+                ("shadow 100%", ShadowTarget(version=shadow, share=100)),
+            ):
+                control.set_traffic("digits", settings, canary=None, shadow=target)
+                since = time.time()
+                result = open_loop(url, body, args.rate, args.seconds, cores)
+                runs[name].append(result)
+                line = (
+                    f"repeat {repeat + 1} {name:<12} p50 {result['p50_ms']:6.2f} ms  "
+                    f"p99 {result['p99_ms']:6.2f} ms  max {result['max_ms']:6.1f} ms  "
+                    f"errors {result['errors']}"
+                )
+                if target is not None:
+                    time.sleep(2)  # replicas flush their evidence about once a second
+                    found = control.rollout_evidence("digits", settings, since).shadows.get(shadow)
+                    if found is not None:
+                        line += (
+                            f"  shadow: compared {found.compared}, agreement "
+                            f"{found.agreement:.3f}, dropped {found.dropped}, "
+                            f"p99 {found.p99_ms:.2f} ms"
+                        )
+                print(line, flush=True)
+    medians = {
+        name: {k: statistics.median(r[k] for r in results) for k in ("p50_ms", "p99_ms", "max_ms")}
+        for name, results in runs.items()
+    }
+    print(
+        f"\noffered {args.rate:,.0f} req/s, {args.seconds:.0f} s per run, medians of {args.repeats}"
+    )
+    for name, row in medians.items():
+        print(
+            f"{name:<12} p50 {row['p50_ms']:6.2f}  p99 {row['p99_ms']:6.2f}  "
+            f"max {row['max_ms']:6.1f} ms"
+        )
+    ratio = medians["shadow 100%"]["p99_ms"] / medians["no shadow"]["p99_ms"]
+    print(f"p99 shadow / no shadow = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
