@@ -2,8 +2,9 @@
 shadow traffic and an automatic canary that promotes a better model and rolls back a
 worse or slower one, all under a steady load loop that must see zero failed requests.
 
-One model, trained once weak (v1 = production) and deployed; the tests run in file order
-and each leaves the alias where the next expects it.
+One model: v1 weak (registered from this process) = production, deployed; v2 trained by
+the first delivery's job. The tests run in file order and each leaves the alias where
+the next expects it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from tandem import Client
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
 from tandem.delivery import DeliveryRecord
-from tandem.models import pack
-from tandem.registry import CodeRef, Manifest
+from tandem.models import build_model, pack
+from tandem.registry import CodeRef, Manifest, TargetSchema, external_manifest, tabular_input
 from tandem.settings import Settings
 
 pytestmark = pytest.mark.cluster
@@ -83,14 +84,50 @@ def client(cluster: Settings) -> Iterator[Client]:
         yield client
 
 
+def weak_digits_model(frame: pd.DataFrame) -> tuple[Manifest, dict[str, torch.Tensor]]:
+    """v1, trained in this process for a few steps (no training job: the module's one
+    job-trained version is the delivered candidate): a weak but real digits MLP."""
+    x = frame[FEATURES].to_numpy(np.float32)
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    schema = tabular_input(FEATURES, mean.tolist(), std.tolist(), x[0].tolist())
+    torch.manual_seed(0)
+    model = build_model("tandem.models:mlp", {"hidden": [64]}, [schema], 10)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    inputs = torch.from_numpy((x - mean) / std)
+    for _ in range(4):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(
+            model(inputs), torch.tensor(frame["label"].to_numpy())
+        )
+        loss.backward()
+        optimiser.step()
+    manifest = external_manifest(
+        MODEL,
+        "tandem.models:mlp",
+        {"hidden": [64]},
+        [schema],
+        TargetSchema(classes=list(range(10))),
+    )
+    return manifest, model.state_dict()
+
+
 @pytest.fixture(scope="module")
 def live(client: Client, cluster: Settings) -> Iterator[Manifest]:
     """v1: a weak model, production, deployed."""
-    manifest = client.train(train_spec(epochs=1, lr=0.003)).wait()
+    train = pd.read_parquet(cluster.home / "data" / "digits" / "train.parquet")
+    manifest = client.registry.register(*weak_digits_model(train))
     client.promote(MODEL, manifest.version)
     client.deploy({"model": MODEL, "version": "production"})
     yield manifest
     client.undeploy(MODEL)
+
+
+def delivered(client: Client) -> Manifest:
+    """The version the first (promoted) delivery trained."""
+    first = client.deliveries(MODEL)[0]
+    assert first.outcome == "promoted" and first.candidate is not None
+    return client.get(MODEL, first.candidate)
 
 
 @pytest.fixture(scope="module")
@@ -108,38 +145,6 @@ def load(client: Client, live: Manifest, body: dict[str, object]) -> Iterator[Lo
         yield loop
     assert loop.errors == [] and set(loop.statuses) == {200}, (loop.statuses, loop.errors[:3])
     assert loop.total() > 100
-
-
-def test_reproduce_retrains_bit_identical_weights(client: Client, live: Manifest) -> None:
-    lineage = live.lineage
-    assert lineage.spec is not None and lineage.spec["train"]["seed"] == 3
-    assert all(ref.fingerprint for ref in lineage.datasets)
-    done = subprocess.run(
-        [TANDEM, "reproduce", MODEL, str(live.version)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert "weights: identical" in done.stdout, done.stdout
-    assert "metrics: identical" in done.stdout, done.stdout
-
-
-def test_runs_list_the_training_runs_with_their_curves(
-    client: Client, live: Manifest, tmp_path: Path
-) -> None:
-    runs = client.runs(MODEL)
-    assert live.lineage.run_id in [r.run_id for r in runs]
-    record = client.run(live.lineage.run_id)
-    assert record.summary.status == "finished" and len(record.epochs) == 1
-    assert {"train_loss", "val_accuracy", "samples_per_s"} <= set(record.epochs[0])
-    listed = subprocess.run([TANDEM, "runs", MODEL], capture_output=True, text=True)
-    assert listed.returncode == 0 and live.lineage.run_id in listed.stdout, listed.stderr
-    plot = tmp_path / "curves.html"
-    compared = subprocess.run(
-        [TANDEM, "runs", "compare", *[r.run_id for r in runs], "--plot", str(plot)],
-        capture_output=True,
-        text=True,
-    )
-    assert compared.returncode == 0, compared.stderr
-    assert "<svg" in plot.read_text()
 
 
 def test_a_better_model_is_trained_shadowed_canaried_and_promoted(
@@ -251,6 +256,38 @@ def test_prometheus_has_request_shadow_and_training_metrics_per_model_and_versio
         assert all(set(keys) <= set(sample) for sample in ours[name]), (name, ours[name][:1])
     statuses = {(s["version"], s["status"]) for s in ours["ray_tandem_requests_total"]}
     assert (str(live.version), "200") in statuses
+
+
+def test_reproduce_retrains_bit_identical_weights(client: Client) -> None:
+    trained = delivered(client)
+    lineage = trained.lineage
+    assert lineage.spec is not None and lineage.spec["train"]["seed"] == 3
+    assert all(ref.fingerprint for ref in lineage.datasets)
+    done = subprocess.run(
+        [TANDEM, "reproduce", MODEL, str(trained.version)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "weights: identical" in done.stdout, done.stdout
+    assert "metrics: identical" in done.stdout, done.stdout
+
+
+def test_runs_list_the_training_runs_with_their_curves(client: Client, tmp_path: Path) -> None:
+    run_id = delivered(client).lineage.run_id
+    runs = client.runs(MODEL)
+    assert run_id in [r.run_id for r in runs]
+    record = client.run(run_id)
+    assert record.summary.status == "finished" and len(record.epochs) == 6
+    assert {"train_loss", "val_accuracy", "samples_per_s"} <= set(record.epochs[0])
+    listed = subprocess.run([TANDEM, "runs", MODEL], capture_output=True, text=True)
+    assert listed.returncode == 0 and run_id in listed.stdout, listed.stderr
+    plot = tmp_path / "curves.html"
+    compared = subprocess.run(
+        [TANDEM, "runs", "compare", *[r.run_id for r in runs], "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+    )
+    assert compared.returncode == 0, compared.stderr
+    assert "<svg" in plot.read_text()
 
 
 def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(

@@ -14,7 +14,13 @@ import yaml
 from tandem import Client, Job
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
-from tandem.errors import JobFailedError, NotFoundError, RequestError, SpecError
+from tandem.errors import (
+    JobFailedError,
+    NotFoundError,
+    RegistryError,
+    RequestError,
+    SpecError,
+)
 from tandem.models import ModelRunner
 from tandem.registry.manifest import Manifest
 from tandem.settings import Settings
@@ -157,7 +163,11 @@ def test_promote_and_rollback_move_the_alias_and_the_deployment(
         (found,) = [d for d in client.deployments() if d.spec.model == MODEL]
         return found.live.default
 
-    promoted = client.promote(MODEL, deployed, if_better="val_accuracy")
+    # v2 holds v1's weights: the gate scores both on the same rows, and a tie keeps v1.
+    with pytest.raises(RegistryError, match="a tie keeps the current version"):
+        client.promote(MODEL, deployed, if_better="val_accuracy")
+    assert client.registry.aliases(MODEL)["production"] == 1
+    promoted = client.promote(MODEL, deployed)
     assert (promoted.version, promoted.previous) == (deployed, 1)
     assert served_default() == deployed
     rolled = client.rollback(MODEL)

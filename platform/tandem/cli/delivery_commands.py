@@ -19,8 +19,10 @@ from tandem.sdk import Client
 def deliver(
     spec: Path = typer.Argument(..., help="Delivery spec (YAML)."),
 ) -> None:
-    """Train or pick a candidate, evaluate, shadow, canary and promote it; roll back
-    automatically when a guard fails. Exit code 0 only when it was promoted."""
+    """Take a candidate from training to an alias, rolling back at the first failed guard.
+
+    Trains or picks the candidate, evaluates it, shadows it, canaries it and promotes it.
+    Exit code 0 only when the candidate was promoted."""
 
     def say(line: str) -> None:
         console.print(line, highlight=False, markup=False)

@@ -214,16 +214,19 @@ class Client:
         version: int,
         alias: str = "production",
         if_better: str | None = None,
+        min_gain: float = 0.0,
     ) -> AliasMove:
         """Point ``alias`` at ``version``; a live deployment that serves the alias follows.
 
         ``if_better``: a metric (``accuracy``, ``loss``, ``rmse``, ``mae``, or training's
         ``val_accuracy`` and the like) on which the version must beat the alias's current
-        version, both scored on the same data: the newest ``evaluate`` of the two, else
-        one run first on the version's validation set. A tie or a loss raises
-        ``RegistryError`` and the alias stays.
+        version by at least ``min_gain``, both scored on the same data: the newest
+        ``evaluate`` of the two, else one run first on the version's validation set. A tie
+        or a loss raises ``RegistryError`` and the alias stays.
         """
-        previous = control.promote(name, version, self.settings, alias, if_better)
+        previous = control.promote(
+            name, version, self.settings, alias, if_better, min_gain=min_gain
+        )
         return AliasMove(name, alias, version, previous)
 
     def rollback(self, name: str, alias: str = "production") -> AliasMove:

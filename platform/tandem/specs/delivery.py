@@ -75,8 +75,9 @@ class CanaryGuard(Spec):
     max_error_rate: float = Field(0.01, ge=0, le=1)
     """Largest share of the candidate's requests answered with a 5xx."""
     max_p99_ratio: float = Field(1.5, ge=1)
-    """Largest candidate p99 latency over the live version's, in the same window (or the
-    live version's last measured window once the candidate takes all traffic)."""
+    """Largest candidate p99 latency over the live version's p99 measured in the baseline
+    step (before any traffic moved: a slow candidate sharing replicas with the live
+    version slows both, so a same-window comparison would hide it)."""
     p99_slack_ms: float = Field(2.0, ge=0)
     """Allowed on top of the ratio: millisecond p99s of tiny models jitter by that much."""
 
