@@ -258,19 +258,6 @@ def test_prometheus_has_request_shadow_and_training_metrics_per_model_and_versio
     assert (str(live.version), "200") in statuses
 
 
-def test_reproduce_retrains_bit_identical_weights(client: Client) -> None:
-    trained = delivered(client)
-    lineage = trained.lineage
-    assert lineage.spec is not None and lineage.spec["train"]["seed"] == 3
-    assert all(ref.fingerprint for ref in lineage.datasets)
-    done = subprocess.run(
-        [TANDEM, "reproduce", MODEL, str(trained.version)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert "weights: identical" in done.stdout, done.stdout
-    assert "metrics: identical" in done.stdout, done.stdout
-
-
 def test_runs_list_the_training_runs_with_their_curves(client: Client, tmp_path: Path) -> None:
     run_id = delivered(client).lineage.run_id
     runs = client.runs(MODEL)
@@ -291,7 +278,11 @@ def test_runs_list_the_training_runs_with_their_curves(client: Client, tmp_path:
 
 
 def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(
-    client: Client, live: Manifest, load: LoadLoop, tmp_path: Path
+    client: Client,
+    live: Manifest,
+    load: LoadLoop,
+    tmp_path: Path,
+    reproduction: subprocess.Popen[str],
 ) -> None:
     production = client.registry.aliases(MODEL)["production"]
     manifest, weights = client.registry.load_weights(MODEL, production)
@@ -356,6 +347,32 @@ def test_a_slower_model_passes_evaluation_and_shadow_then_is_rolled_back_by_the_
     assert client.registry.aliases(MODEL)["production"] == live.version
     (deployed,) = [d for d in client.deployments() if d.spec.model == MODEL]
     assert deployed.live.canary is None and deployed.live.default == live.version
+
+
+@pytest.fixture(scope="module")
+def reproduction(client: Client) -> Iterator[subprocess.Popen[str]]:
+    """``tandem reproduce`` of the delivered version, started here and checked at the end:
+    its training job runs in the train pool while the tests between use the serve and
+    batch pools."""
+    trained = delivered(client)
+    lineage = trained.lineage
+    assert lineage.spec is not None and lineage.spec["train"]["seed"] == 3
+    assert all(ref.fingerprint for ref in lineage.datasets)
+    command = [TANDEM, "reproduce", MODEL, str(trained.version)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as run:
+        yield run
+        run.kill()
+
+
+def test_reproduce_retrains_bit_identical_weights(
+    reproduction: subprocess.Popen[str],
+) -> None:
+    stdout, stderr = reproduction.communicate(timeout=600)
+    assert reproduction.returncode == 0, stderr[-3000:]
+    assert "weights: identical" in stdout, stdout[-3000:]
+    assert "metrics: identical" in stdout, stdout[-3000:]
 
 
 def test_records_survive_as_json(client: Client) -> None:
