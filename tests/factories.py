@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from tandem.data.digits import FEATURES
 from tandem.models import ModelRunner, build_model
 from tandem.registry import Lineage, Manifest, TargetSchema, WeightsRef, tabular_input
+from tandem.train.loop import LoopConfig
 
 
 def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:
@@ -59,3 +61,39 @@ def make_runner(version: int = 1, seed: int = 0) -> ModelRunner:
     torch.manual_seed(seed)
     model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, manifest.out_features)
     return ModelRunner(manifest, model.state_dict())
+
+
+def loop_config(**changes: object) -> LoopConfig:
+    """A training loop's config for ``make_manifest``'s model; ``changes`` override fields."""
+    base = dict(
+        factory="tandem.models:mlp",
+        kwargs={"hidden": [8]},
+        inputs=make_manifest().inputs,
+        out_features=3,
+        task="classification",
+        epochs=2,
+        batch_size=4,
+        lr=0.01,
+        optimizer="adam",
+        weight_decay=0.0,
+        seed=0,
+        every_epochs=1,
+        threads=1,
+    )
+    return LoopConfig.model_validate({**base, **changes})
+
+
+def digits_job_spec(name: str, epochs: int, lr: float = 0.003, seed: int = 0) -> dict[str, object]:
+    """A training job over ``tandem data digits``' files (under ``TANDEM_HOME``): a small MLP."""
+    return {
+        "name": name,
+        "dataset": {
+            "train": "data/digits/train.parquet",
+            "validation": "data/digits/validation.parquet",
+            "features": FEATURES,
+            "label": "label",
+        },
+        "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": [64]}},
+        "train": {"epochs": epochs, "batch_size": 64, "lr": lr, "seed": seed},
+        "scaling": {"num_workers": 2, "cpus_per_worker": 1},
+    }

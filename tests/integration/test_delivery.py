@@ -27,6 +27,7 @@ import torch
 import yaml
 from tests.serving import LoadLoop, infer_body, ray_cli_env
 
+from factories import digits_job_spec
 from tandem import Client
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
@@ -42,18 +43,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def train_spec(epochs: int, lr: float) -> dict[str, object]:
-    return {
-        "name": MODEL,
-        "dataset": {
-            "train": "data/digits/train.parquet",
-            "validation": "data/digits/validation.parquet",
-            "features": FEATURES,
-            "label": "label",
-        },
-        "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": [64]}},
-        "train": {"epochs": epochs, "batch_size": 64, "lr": lr, "seed": 3},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 1},
-    }
+    return digits_job_spec(MODEL, epochs, lr=lr, seed=3)
 
 
 def delivery_spec(folder: Path, candidate: dict[str, object], **guards: object) -> Path:
@@ -277,36 +267,6 @@ def test_runs_list_the_training_runs_with_their_curves(client: Client, tmp_path:
     assert "<svg" in plot.read_text()
 
 
-def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(
-    client: Client,
-    live: Manifest,
-    load: LoadLoop,
-    tmp_path: Path,
-    reproduction: subprocess.Popen[str],
-) -> None:
-    production = client.registry.aliases(MODEL)["production"]
-    manifest, weights = client.registry.load_weights(MODEL, production)
-    # hidden [64]: layers 0 and 2 are Linear; a zeroed output layer answers one class.
-    weights = {k: torch.zeros_like(v) if k.startswith("2.") else v for k, v in weights.items()}
-    worse = client.registry.register(manifest, weights)
-    spec = delivery_spec(tmp_path, {"version": worse.version})
-    command = ["python", "-m", "tandem.delivery", spec.name]
-    job = subprocess.run(
-        [RAY, "job", "submit", "--working-dir", str(tmp_path), "--", *command],
-        capture_output=True,
-        text=True,
-        env=ray_cli_env(),
-    )
-    assert job.returncode != 0, job.stdout
-    (record,) = [r for r in client.deliveries(MODEL) if r.candidate == worse.version]
-    assert record.outcome == "rolled_back"
-    assert [s.step for s in record.steps] == ["candidate", "evaluate"]
-    assert record.reason.startswith("evaluate:") and "accuracy" in record.reason
-    assert client.registry.aliases(MODEL)["production"] == production
-    shown = subprocess.run([TANDEM, "deliveries", MODEL, record.id], capture_output=True, text=True)
-    assert shown.returncode == 0 and "rolled_back" in shown.stdout, shown.stderr
-
-
 SLOW_MODELS = '''
 """A digits MLP that takes 60 ms longer per forward pass: the same answers, slower."""
 import time
@@ -349,11 +309,46 @@ def test_a_slower_model_passes_evaluation_and_shadow_then_is_rolled_back_by_the_
     assert deployed.live.canary is None and deployed.live.default == live.version
 
 
+def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(
+    client: Client,
+    live: Manifest,
+    load: LoadLoop,
+    tmp_path: Path,
+    reproduction: subprocess.Popen[str],
+) -> None:
+    production = client.registry.aliases(MODEL)["production"]
+    manifest, weights = client.registry.load_weights(MODEL, production)
+    # hidden [64]: layers 0 and 2 are Linear; a zeroed output layer answers one class.
+    weights = {k: torch.zeros_like(v) if k.startswith("2.") else v for k, v in weights.items()}
+    worse = client.registry.register(manifest, weights)
+    # v1 was registered from this process, without a training spec in its lineage: the
+    # held-out data is named explicitly.
+    held_out = client.settings.home / "data" / "digits" / "validation.parquet"
+    evaluate = {"data": str(held_out), "label": "label"}
+    spec = delivery_spec(tmp_path, {"version": worse.version}, evaluate=evaluate)
+    command = ["python", "-m", "tandem.delivery", spec.name]
+    job = subprocess.run(
+        [RAY, "job", "submit", "--working-dir", str(tmp_path), "--", *command],
+        capture_output=True,
+        text=True,
+        env=ray_cli_env(),
+    )
+    assert job.returncode != 0, job.stdout
+    (record,) = [r for r in client.deliveries(MODEL) if r.candidate == worse.version]
+    assert record.outcome == "rolled_back"
+    assert [s.step for s in record.steps] == ["candidate", "evaluate"]
+    assert record.reason.startswith("evaluate:") and "accuracy" in record.reason
+    assert client.registry.aliases(MODEL)["production"] == production
+    shown = subprocess.run([TANDEM, "deliveries", MODEL, record.id], capture_output=True, text=True)
+    assert shown.returncode == 0 and "rolled_back" in shown.stdout, shown.stderr
+
+
 @pytest.fixture(scope="module")
 def reproduction(client: Client) -> Iterator[subprocess.Popen[str]]:
-    """``tandem reproduce`` of the delivered version, started here and checked at the end:
-    its training job runs in the train pool while the tests between use the serve and
-    batch pools."""
+    """``tandem reproduce`` of the delivered version, started with the worse-model test and
+    checked after it: its training job runs in the train pool while that test uses the
+    batch pool (not beside the slower-model test, whose p99 guard the training would
+    disturb on this 2-core machine)."""
     trained = delivered(client)
     lineage = trained.lineage
     assert lineage.spec is not None and lineage.spec["train"]["seed"] == 3

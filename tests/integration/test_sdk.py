@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from factories import digits_job_spec
 from tandem import Client, Job
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
@@ -30,18 +31,7 @@ MODEL = "sdk-digits"
 
 
 def job_spec(name: str, epochs: int) -> dict[str, object]:
-    return {
-        "name": name,
-        "dataset": {
-            "train": "data/digits/train.parquet",
-            "validation": "data/digits/validation.parquet",
-            "features": FEATURES,
-            "label": "label",
-        },
-        "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": [64]}},
-        "train": {"epochs": epochs, "batch_size": 64, "lr": 0.003},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 1},
-    }
+    return digits_job_spec(name, epochs)
 
 
 @pytest.fixture(scope="module")

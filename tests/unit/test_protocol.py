@@ -31,7 +31,11 @@ def tabular(name: str = "input", features: int = 3) -> InputSchema:
 def tensor(name: str = "pixels", shape: tuple[int, ...] = (2, 2, 2)) -> InputSchema:
     size = int(np.prod(shape))
     return InputSchema(
-        name=name, kind="tensor", columns=[name], shape=list(shape), dtype="float32",
+        name=name,
+        kind="tensor",
+        columns=[name],
+        shape=list(shape),
+        dtype="float32",
         example=[0.0] * size,
     )
 
@@ -44,8 +48,13 @@ def image(name: str = "photo") -> InputSchema:
 
 def sequence(name: str = "tokens", max_length: int = 6, vocab: int = 50) -> InputSchema:
     return InputSchema(
-        name=name, kind="sequence", columns=[name], shape=[max_length], dtype="int64",
-        vocab_size=vocab, example=[1, 2],
+        name=name,
+        kind="sequence",
+        columns=[name],
+        shape=[max_length],
+        dtype="int64",
+        vocab_size=vocab,
+        example=[1, 2],
     )
 
 

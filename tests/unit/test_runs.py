@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from factories import make_manifest
+from factories import loop_config
 from tandem.cli import app
 from tandem.errors import NotFoundError
 from tandem.train.curves import CHARTS, curves_html, write_curves
 from tandem.train.gauges import GAUGES, TrainGauges
 from tandem.train.history import RunRecord, RunSummary, list_runs, load_run
-from tandem.train.loop import EpochProgress, LoopConfig
+from tandem.train.loop import EpochProgress
 from tandem.train.runs import RunStore
 
 runner = CliRunner()
@@ -184,26 +184,7 @@ def test_curves_of_mixed_tasks_draw_each_metric_for_its_runs() -> None:
 
 def test_rank_zero_records_each_epoch_and_sets_gauges(tmp_path: Path) -> None:
     runs = RunStore.open(str(tmp_path), "digits")
-    cfg = LoopConfig.model_validate(
-        dict(
-            factory="tandem.models:mlp",
-            kwargs={},
-            inputs=make_manifest().inputs,
-            out_features=3,
-            task="classification",
-            epochs=2,
-            batch_size=4,
-            lr=0.01,
-            optimizer="adam",
-            weight_decay=0.0,
-            seed=0,
-            every_epochs=1,
-            threads=1,
-            name="digits",
-            run_id="digits-1",
-            runs_uri=runs.uri,
-        )
-    )
+    cfg = loop_config(kwargs={}, name="digits", run_id="digits-1", runs_uri=runs.uri)
     progress = EpochProgress(cfg)  # Ray's gauges are no-ops without a cluster
     metrics = {k: v for k, v in epoch_row(0, 0.5).items() if k != "time"}
     progress.publish(0, {**metrics, "epoch": 0.0})

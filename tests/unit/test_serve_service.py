@@ -88,20 +88,41 @@ VOCAB = 20
 PNG = encode_png(np.arange(64, dtype=np.uint8).reshape(1, 8, 8) * 4)
 MULTI_INPUTS = [
     InputSchema(
-        name="stats", kind="tabular", columns=["a", "b"], shape=[2], dtype="float32",
-        features=["a", "b"], example=[0.5, 1.5],
+        name="stats",
+        kind="tabular",
+        columns=["a", "b"],
+        shape=[2],
+        dtype="float32",
+        features=["a", "b"],
+        example=[0.5, 1.5],
     ),
     InputSchema(
-        name="pixels", kind="tensor", columns=["pixels"], shape=[2, 2, 2], dtype="float32",
-        normalize="fitted", mean=[100.0, 50.0], std=[60.0, 20.0], example=[7.0] * 8,
+        name="pixels",
+        kind="tensor",
+        columns=["pixels"],
+        shape=[2, 2, 2],
+        dtype="float32",
+        normalize="fitted",
+        mean=[100.0, 50.0],
+        std=[60.0, 20.0],
+        example=[7.0] * 8,
     ),
     InputSchema(
-        name="photo", kind="image", columns=["photo"], shape=[1, 8, 8], dtype="float32",
+        name="photo",
+        kind="image",
+        columns=["photo"],
+        shape=[1, 8, 8],
+        dtype="float32",
         example=base64.b64encode(PNG).decode(),
     ),
     InputSchema(
-        name="tokens", kind="sequence", columns=["tokens"], shape=[6], dtype="int64",
-        vocab_size=VOCAB, example=[1, 2, 3],
+        name="tokens",
+        kind="sequence",
+        columns=["tokens"],
+        shape=[6],
+        dtype="int64",
+        vocab_size=VOCAB,
+        example=[1, 2, 3],
     ),
 ]
 

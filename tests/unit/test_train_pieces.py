@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from factories import make_manifest
+from factories import loop_config, make_manifest
 from tandem.data import LABEL_KEY, input_key
 from tandem.errors import NotFoundError, SpecError
 from tandem.models import ModelRunner, build_model, cnn, mlp
 from tandem.registry import TargetSchema
 from tandem.train import checkpoint
 from tandem.train.loop import (
-    LoopConfig,
     ShardBatches,
     epoch_metrics,
     evaluate,
@@ -23,25 +22,6 @@ from tandem.train.loop import (
     train_epoch,
 )
 from tandem.train.runs import RunStore
-
-
-def loop_config(**changes: object) -> LoopConfig:
-    base = dict(
-        factory="tandem.models:mlp",
-        kwargs={"hidden": [8]},
-        inputs=make_manifest().inputs,
-        out_features=3,
-        task="classification",
-        epochs=2,
-        batch_size=4,
-        lr=0.01,
-        optimizer="adam",
-        weight_decay=0.0,
-        seed=0,
-        every_epochs=1,
-        threads=1,
-    )
-    return LoopConfig.model_validate({**base, **changes})
 
 
 def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
@@ -181,8 +161,12 @@ def test_the_loop_learns_a_two_input_vector_regression_without_ray() -> None:
 
 
 def test_a_vector_regression_version_serves_n_by_k_predictions() -> None:
-    grid = make_manifest().inputs[0].model_copy(
-        update={"name": "grid", "kind": "tensor", "shape": [1, 2, 2], "example": [0.0] * 4}
+    grid = (
+        make_manifest()
+        .inputs[0]
+        .model_copy(
+            update={"name": "grid", "kind": "tensor", "shape": [1, 2, 2], "example": [0.0] * 4}
+        )
     )
     stats = make_manifest().inputs[0].model_copy(update={"name": "stats", "shape": [3]})
     grid, stats = (s.model_copy(update={"normalize": "none"}) for s in (grid, stats))

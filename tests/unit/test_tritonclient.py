@@ -57,20 +57,44 @@ def png(seed: int) -> bytes:
 
 
 PHOTO = InputSchema(
-    name="photo", kind="image", columns=["photo"], shape=[1, 8, 8], dtype="float32",
-    normalize="fitted", mean=[0.5], std=[0.25], example=base64.b64encode(png(0)).decode(),
+    name="photo",
+    kind="image",
+    columns=["photo"],
+    shape=[1, 8, 8],
+    dtype="float32",
+    normalize="fitted",
+    mean=[0.5],
+    std=[0.25],
+    example=base64.b64encode(png(0)).decode(),
 )
 STATS = InputSchema(
-    name="stats", kind="tabular", columns=["a", "b", "c"], shape=[3], dtype="float32",
-    features=["a", "b", "c"], example=[1.0, 2.0, 3.0],
+    name="stats",
+    kind="tabular",
+    columns=["a", "b", "c"],
+    shape=[3],
+    dtype="float32",
+    features=["a", "b", "c"],
+    example=[1.0, 2.0, 3.0],
 )
 PIXELS = InputSchema(
-    name="pixels", kind="tensor", columns=["pixels"], shape=[3, 2, 2], dtype="float32",
-    normalize="fitted", mean=[120.0, 110.0, 100.0], std=[70.0, 70.0, 70.0], example=[9.0] * 12,
+    name="pixels",
+    kind="tensor",
+    columns=["pixels"],
+    shape=[3, 2, 2],
+    dtype="float32",
+    normalize="fitted",
+    mean=[120.0, 110.0, 100.0],
+    std=[70.0, 70.0, 70.0],
+    example=[9.0] * 12,
 )
 TOKENS = InputSchema(
-    name="tokens", kind="sequence", columns=["tokens"], shape=[8], dtype="int64",
-    vocab_size=VOCAB, example=[4, 5, 6],
+    name="tokens",
+    kind="sequence",
+    columns=["tokens"],
+    shape=[8],
+    dtype="int64",
+    vocab_size=VOCAB,
+    example=[4, 5, 6],
 )
 
 
