@@ -26,15 +26,16 @@ from tandem.preprocess import encode_png
 from tandem.registry import InputSchema, TargetSchema, tabular_input
 from tandem.sdk.inference import infer_body, input_tensor
 from tandem.serve import protocol
-from tandem.serve import service as service_module
+from tandem.serve import shadow as shadow_module
 from tandem.serve.app import Gateway
 from tandem.serve.auth import BearerAuth, load_token
+from tandem.serve.batching import run_grouped
 from tandem.serve.binary import encode_byte_elements
 from tandem.serve.evidence import ShadowResult
 from tandem.serve.plain import plain_app
 from tandem.serve.promotion import lower_is_better
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
-from tandem.serve.service import ModelService, Predict, parse_route, run_grouped
+from tandem.serve.service import ModelService, Predict, parse_route
 from tandem.specs.deployment import AuthSpec
 
 FEATURES = 4
@@ -592,7 +593,7 @@ def test_live_requests_never_wait_for_the_shadow(monkeypatch: pytest.MonkeyPatch
         return real_forward(arrays)
 
     monkeypatch.setattr(slow, "forward", stuck)
-    monkeypatch.setattr(service_module, "SHADOW_QUEUE_LIMIT", 3)
+    monkeypatch.setattr(shadow_module, "SHADOW_QUEUE_LIMIT", 3)
     service = shadowed(100, slow, results)
 
     async def run() -> list[int]:
@@ -634,7 +635,7 @@ def test_a_failing_version_fails_only_its_own_requests_of_a_batch() -> None:
 def test_mirrored_requests_past_the_memory_bound_are_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service_module, "SHADOW_QUEUE_BYTES", ROWS.nbytes)  # < one request
+    monkeypatch.setattr(shadow_module, "SHADOW_QUEUE_BYTES", ROWS.nbytes)  # < one request
     results: list[ShadowResult] = []
     service = shadowed(100, toy(2, seed=1), results)
 

@@ -29,12 +29,13 @@ from tandem.errors import RequestError
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
 from tandem.serve import protocol
 from tandem.serve.auth import BearerAuth, load_token
+from tandem.serve.batching import run_grouped
 from tandem.serve.evidence import EvidenceAccumulator, ShadowResult
 from tandem.serve.evidence_book import flush_periodically
 from tandem.serve.metrics import RequestMetrics
 from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
-from tandem.serve.service import ModelService, Outputs, json_response, run_grouped
+from tandem.serve.service import ModelService, Outputs, json_response
 from tandem.settings import Settings
 from tandem.specs.base import parse
 from tandem.specs.deployment import AuthSpec, DeploymentSpec

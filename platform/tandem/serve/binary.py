@@ -57,9 +57,7 @@ def split_body(body: bytes, declared: str | None) -> tuple[bytes, memoryview | N
     return body[:length], memoryview(body)[length:]
 
 
-def cut_chunks(
-    sizes: Sequence[tuple[str, int]], tail: memoryview | None
-) -> dict[str, memoryview]:
+def cut_chunks(sizes: Sequence[tuple[str, int]], tail: memoryview | None) -> dict[str, memoryview]:
     """Each binary input's bytes: ``sizes`` lists ``(input, binary_data_size)`` in request
     order; together they must cover the data after the JSON header exactly."""
     if tail is None:
