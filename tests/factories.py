@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from tandem.data.digits import FEATURES
 from tandem.models import ModelRunner, build_model
 from tandem.registry import Lineage, Manifest, TargetSchema, WeightsRef, tabular_input
 from tandem.train.loop import LoopConfig
+
+REPO = Path(__file__).resolve().parent.parent
+"""The repository (shipped specs, deployments/, cluster.yaml)."""
 
 
 def make_manifest(name: str = "iris-mlp", run_id: str = "run-0") -> Manifest:

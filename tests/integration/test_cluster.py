@@ -7,14 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import ray
 
+from factories import REPO
+from serving import infer_body, labels_of, ray_cli_env, register_digits, wait_for
+from tandem import Client
 from tandem.cluster import local, pool_options
+from tandem.serve import control
 from tandem.settings import Settings
 
 pytestmark = pytest.mark.cluster
-REPO = Path(__file__).resolve().parents[2]
+ENV_MODEL = "digits-env"
+SHIPPED_MODEL = "digits-mlp"
 
 
 @ray.remote
@@ -50,12 +56,12 @@ def test_stdlib_platform_is_not_shadowed_from_repo_root() -> None:
     assert out.stdout.strip() == "Linux"
 
 
-def tandem(*args: str) -> subprocess.CompletedProcess[str]:
+def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "tandem"), *args],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        env=env or os.environ.copy(),
         cwd=REPO,
     )
 
@@ -68,11 +74,6 @@ def test_status_lists_every_pool(cluster: Settings) -> None:
 
 
 def test_env_lets_rays_own_job_cli_submit_with_the_token(cluster: Settings) -> None:
-    exports = tandem("env").stdout
-    env = os.environ.copy()
-    for line in exports.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
     ray_cli = str(Path(sys.executable).parent / "ray")
     job = subprocess.run(
         [
@@ -86,11 +87,75 @@ def test_env_lets_rays_own_job_cli_submit_with_the_token(cluster: Settings) -> N
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=ray_cli_env(),
         timeout=180,
     )
     assert job.returncode == 0, job.stderr[-2000:]
     assert "ok Linux" in job.stdout
+
+
+def test_after_tandem_env_every_command_still_means_the_embedded_cluster(
+    cluster: Settings,
+) -> None:
+    """Same storage, same ports, same output with the exports as without them."""
+    register_digits(cluster, (ENV_MODEL,))
+    exported = ray_cli_env()
+    assert exported["RAY_ADDRESS"]
+    for command in (["models", "show", ENV_MODEL], ["up"], ["deployments"]):
+        plain, attached = tandem(*command), tandem(*command, env=exported)
+        assert plain.returncode == 0 and attached.returncode == 0, attached.stderr
+        assert attached.stdout == plain.stdout
+    client = Client()
+    with_env = subprocess.run(
+        [sys.executable, "-c", "import tandem; print(tandem.Client().endpoint)"],
+        capture_output=True,
+        text=True,
+        env=exported,
+        check=True,
+    )
+    assert with_env.stdout.strip() == client.endpoint == control.endpoint(cluster)
+
+
+def test_serve_deploy_of_a_shipped_file_then_tandem_follows_it(cluster: Settings) -> None:
+    """Ray's own `serve deploy` of deployments/digits-mlp.yaml: the health endpoints answer,
+    `tandem deployments` lists it, `tandem promote` moves it."""
+    digits = register_digits(cluster, (SHIPPED_MODEL,))
+    control.deployments(cluster)  # Serve starts on this cluster's port, not the file's 24003
+    serve_cli = str(Path(sys.executable).parent / "serve")
+    deployed = subprocess.run(
+        [serve_cli, "deploy", str(REPO / "deployments" / f"{SHIPPED_MODEL}.yaml")],
+        capture_output=True,
+        text=True,
+        env=ray_cli_env(),
+        timeout=120,
+    )
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
+    base = control.endpoint(cluster)
+    try:
+        wait_for(lambda: _ready(f"{base}/v2/health/ready"), 180, "the serve-deployed app")
+        listed = tandem("deployments")
+        assert listed.returncode == 0, listed.stderr
+        assert SHIPPED_MODEL in listed.stdout and "RUNNING" in listed.stdout
+        rows = digits.x_val[:8]
+        url = f"{base}/v2/models/{SHIPPED_MODEL}/infer"
+        answer = httpx.post(url, json=infer_body(rows), timeout=30)
+        assert labels_of(answer) == list(digits.offline[1][:8])
+        promoted = tandem("promote", SHIPPED_MODEL, "2")
+        assert promoted.returncode == 0, promoted.stderr
+        (found,) = [d for d in control.deployments(cluster) if d.spec.model == SHIPPED_MODEL]
+        assert found.live.default == 2
+        answer = httpx.post(url, json=infer_body(rows), timeout=30)
+        assert answer.json()["model_version"] == "2"
+        assert labels_of(answer) == list(digits.offline[2][:8])
+    finally:
+        control.undeploy(SHIPPED_MODEL, cluster)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_jobs_api_refuses_requests_without_the_token(cluster: Settings) -> None:

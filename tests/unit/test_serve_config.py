@@ -5,22 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from torch import manual_seed
 
-from factories import make_manifest
+from factories import REPO, make_manifest
 from tandem.cluster.ingress import haproxy_state_dir, serve_env
 from tandem.cluster.layout import PortPlan
 from tandem.errors import SpecError
 from tandem.models import build_model
 from tandem.registry import Registry
-from tandem.serve.app import deployment_options
-from tandem.serve.control import deployed_spec, model_app_config
+from tandem.serve.app import GATEWAY_APP, deployment_options
+from tandem.serve.control import deployed_spec, is_model_app, model_app_config
 from tandem.serve.resolve import live_versions
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
 from tandem.specs.base import load
 from tandem.specs.cluster import pool_resource
 from tandem.specs.deployment import DeploymentSpec
+from tandem.specs.files import deployment_specs
 
 SPEC = DeploymentSpec.model_validate(
     {
@@ -114,3 +116,17 @@ def test_a_shadow_resolves_like_a_canary_and_goes_when_it_becomes_the_default(
     registry.set_alias("digits", "production", 2)  # the shadow was promoted
     promoted = live_versions(spec, registry)
     assert promoted.default == 2 and promoted.shadow is None
+
+
+def test_an_app_from_serve_deploy_has_its_spec_and_no_live_versions_yet() -> None:
+    """``serve deploy deployments/x.yaml`` leaves no user_config: the replicas resolved the
+    spec themselves, so Tandem reads the spec and resolves the versions it serves."""
+    shipped = yaml.safe_load((REPO / "deployments" / "digits-mlp.yaml").read_text())
+    apps = {app["name"]: app for app in shipped["applications"]}
+    assert is_model_app(apps["digits-mlp"]) and not is_model_app(apps[GATEWAY_APP])
+    spec, live = deployed_spec(apps["digits-mlp"])
+    assert live is None and spec.model == "digits-mlp" and spec.version == "production"
+    # The same file through `tandem deploy`/`validate`: its model app only, gateway skipped.
+    assert [s.model for s in deployment_specs(REPO / "deployments" / "digits-mlp.yaml")] == [
+        "digits-mlp"
+    ]

@@ -105,7 +105,7 @@ def preflight(spec: BatchPredictSpec, settings: Settings) -> Checked:
         update={
             "input": settings.resolve_uri(spec.input),
             "output": settings.resolve_uri(spec.output),
-            "storage": settings.resolve_uri(spec.storage) if spec.storage else settings.storage_uri,
+            "storage": settings.storage_for(spec.storage),
         }
     )
     assert resolved.storage is not None

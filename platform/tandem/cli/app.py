@@ -13,7 +13,11 @@ from tandem.errors import SpecError, TandemError
 
 app = typer.Typer(
     name="tandem",
-    help="Train and serve PyTorch models on one Ray cluster with separate pools.",
+    help="Train and serve PyTorch models on one Ray cluster with separate pools.\n\n"
+    "Which cluster: the embedded single-machine one under TANDEM_HOME (`tandem up` / "
+    "`tandem down`), or a real one that Ray's launcher started (`ray up cluster.yaml`, "
+    "`ray down cluster.yaml`) named by RAY_ADDRESS (GCS host:6379 or dashboard "
+    "http://host:8265) plus its token (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN_PATH).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

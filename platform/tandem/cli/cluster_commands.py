@@ -1,4 +1,7 @@
-"""``tandem up / down / status / env``: the embedded cluster's life cycle."""
+"""``tandem up / down / status / env``: the embedded cluster's life cycle.
+
+Not to be confused with Ray's ``ray up / ray down cluster.yaml``, which launch and
+tear down a real multi-machine cluster; ``tandem status`` describes either."""
 
 from __future__ import annotations
 
@@ -22,10 +25,14 @@ def up(
         False, "--no-pin", help="Let every pool use every core (for comparisons only)."
     ),
 ) -> None:
-    """Start the embedded Ray cluster (one pinned node per pool) under TANDEM_HOME."""
+    """Start the embedded single-machine cluster (not Ray's `ray up`).
+
+    One Ray node per pool, each pinned to its cores, state under TANDEM_HOME. A real
+    multi-machine cluster starts with Ray's own `ray up cluster.yaml` instead.
+    """
     settings = Settings.from_env()
     state = session.up(settings, pinned=not no_pin)
-    console.print(f"cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
+    console.print(f"embedded cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
     for name, cores in state.cores.items():
         gpus = state.gpus.get(name)
         shown = f", GPUs {','.join(gpus)}" if gpus else ""
@@ -36,7 +43,11 @@ def up(
 @app.command()
 @user_errors
 def down() -> None:
-    """Stop the embedded cluster of TANDEM_HOME (never touches other Ray clusters)."""
+    """Stop the embedded single-machine cluster (not Ray's `ray down`).
+
+    Only the processes of TANDEM_HOME's cluster; never touches other Ray clusters. A
+    cluster from `ray up cluster.yaml` stops with `ray down cluster.yaml`.
+    """
     settings = Settings.from_env()
     if local.stop(settings):
         console.print(f"stopped the cluster under {settings.home}")
@@ -77,7 +88,10 @@ def show_status(status: ClusterStatus) -> None:
 @app.command()
 @user_errors
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Show nodes, pools, their resources and what runs on them."""
+    """Show nodes, pools, their resources and what runs on them.
+
+    The embedded cluster, or the one RAY_ADDRESS names.
+    """
     settings = Settings.from_env()
     session.connect(settings, start=False)
     state = local.ClusterState.read(settings) if settings.embedded else None
@@ -92,7 +106,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 @app.command()
 @user_errors
 def env() -> None:
-    """Print shell exports that point Ray's own CLIs at the embedded cluster."""
+    """Print exports that point Ray's own CLIs at the embedded cluster.
+
+    For `ray job submit`, `serve deploy`, `ray status`; tandem commands keep treating the
+    cluster as the embedded one.
+    """
     settings = Settings.from_env()
     state = session.running_state(settings)
     exports = {

@@ -25,7 +25,7 @@ def deploy(
         versions = ", ".join(str(v) for v in sorted(done.live.loaded()))
         console.print(
             f"deployed {parsed.model}: default v{done.live.default} (live: {versions}) at "
-            f"http://127.0.0.1:{control.http_port(settings)}/v2/models/{parsed.model}",
+            f"{control.endpoint(settings)}/v2/models/{parsed.model}",
             highlight=False,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tandem.settings import SERVE_HTTP_OFFSET
 from tandem.specs.cluster import POOL_LABEL, ClusterSpec, pool_resource
 
 HEAD = "head"
@@ -51,7 +52,7 @@ class PortPlan:
 
     @property
     def serve_http(self) -> int:
-        return self.base + 3
+        return self.base + SERVE_HTTP_OFFSET
 
     def serve_ingress_ports(self) -> dict[str, int]:
         """Serve's ingress side ports: HAProxy's metrics and stats, the fallback Python proxy."""

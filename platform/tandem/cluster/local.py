@@ -25,13 +25,11 @@ from pathlib import Path
 from tandem.cluster.ingress import create_haproxy_state_dir, serve_env, stop_haproxy
 from tandem.cluster.layout import HEAD, EmbeddedLayout, NodePlan
 from tandem.errors import ClusterError
-from tandem.settings import Settings
+from tandem.settings import LOOPBACK, Settings
 
-STATE_FILE = "cluster.json"
 STARTED_MARK = "Ray runtime started"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
-LOOPBACK = "127.0.0.1"
 # Shares of the machine's memory for each node's object store.
 OBJECT_STORE_SHARE = {HEAD: 0.02, "train": 0.10, "batch": 0.06, "serve": 0.03}
 MIN_OBJECT_STORE_BYTES = 128 * 1024**2
@@ -53,13 +51,13 @@ class ClusterState:
 
     @classmethod
     def read(cls, settings: Settings) -> ClusterState | None:
-        path = settings.home / STATE_FILE
+        path = settings.state_path
         if not path.exists():
             return None
         return cls(**json.loads(path.read_text()))
 
     def write(self, settings: Settings) -> None:
-        path = settings.home / STATE_FILE
+        path = settings.state_path
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
         tmp.replace(path)
@@ -116,6 +114,9 @@ def cluster_env(settings: Settings) -> dict[str, str]:
         # small machine; start workers only when work asks for them.
         "RAY_enable_worker_prestart": "0",
         "RAY_prestart_worker_first_driver": "0",
+        # `tandem down` stops nodes at once: a node told to stop otherwise drains for up
+        # to 30 s, and Tandem's own stop has no work left to drain.
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
         **serve_env(settings),
     }
 
@@ -276,5 +277,5 @@ def stop(settings: Settings) -> bool:
         return False
     _stop_groups(state.process_groups)
     stop_haproxy(settings)
-    (settings.home / STATE_FILE).unlink(missing_ok=True)
+    (settings.state_path).unlink(missing_ok=True)
     return True

@@ -65,8 +65,9 @@ def up(settings: Settings, pinned: bool = True) -> local.ClusterState:
     """Start the embedded cluster (a no-op when it already runs)."""
     if not settings.embedded:
         raise ClusterError(
-            f"RAY_ADDRESS is set ({settings.ray_address}); `tandem up` manages only the "
-            "embedded cluster. Unset RAY_ADDRESS to start one here."
+            f"RAY_ADDRESS names a cluster ({settings.ray_address}); `tandem up` starts only "
+            "the embedded single-machine cluster (a real cluster starts with Ray's "
+            "`ray up cluster.yaml`). Unset RAY_ADDRESS to start the embedded one here."
         )
     return local.start(embedded_layout(settings, pinned=pinned), settings)
 
@@ -96,26 +97,28 @@ def use_embedded_auth(settings: Settings) -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
+def _embedded_state(settings: Settings, start: bool) -> local.ClusterState:
+    """The embedded cluster, started when asked; one that ``RAY_ADDRESS`` names (a job
+    driver on it, a shell after ``tandem env``) is reached as it is, never restarted."""
+    if settings.attached and (state := local.ClusterState.read(settings)) is not None:
+        return state
+    return up(settings) if start else running_state(settings)
+
+
 def gcs_address(settings: Settings, start: bool = True) -> str:
     """The GCS address to ``ray.init`` against, starting the embedded cluster if asked."""
     if not settings.embedded:
-        assert settings.ray_address is not None
-        return settings.ray_address
-    state = up(settings) if start else running_state(settings)
+        return settings.remote_gcs_address
+    state = _embedded_state(settings, start)
     use_embedded_auth(settings)
     return state.gcs_address
 
 
 def jobs_api_address(settings: Settings, start: bool = True) -> str:
     """The Ray jobs/dashboard HTTP address (auth token configured for this process)."""
-    if settings.api_server_address is not None:
-        return settings.api_server_address
     if not settings.embedded:
-        raise ClusterError(
-            "set RAY_API_SERVER_ADDRESS (the dashboard's http address) to submit jobs "
-            f"to the cluster at {settings.ray_address}"
-        )
-    state = up(settings) if start else running_state(settings)
+        return settings.remote_api_address
+    state = _embedded_state(settings, start)
     use_embedded_auth(settings)
     return state.dashboard_url
 

@@ -184,7 +184,7 @@ def plan(
     storage: str | None = None,
 ) -> Plan:
     """Every check that needs no cluster; raises ``SpecError`` / ``NotFoundError``."""
-    root = settings.resolve_uri(storage) if storage else settings.storage_uri
+    root = settings.storage_for(storage)
     registry = Registry(root)
     first = registry.manifest(name, candidate)
     second = None

@@ -7,13 +7,11 @@ it is not running yet (or use the remote one ``address`` names).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -22,7 +20,7 @@ from tandem.batch.config import BatchPredictSpec
 from tandem.batch.output import BatchResult, read_summary
 from tandem.batch.pipeline import preflight as batch_preflight
 from tandem.batch.transform import input_columns
-from tandem.cluster import jobs, session
+from tandem.cluster import jobs, session, storage
 from tandem.cluster.jobs import JobInfo
 from tandem.delivery import DeliveryRecord, deliver, deliveries
 from tandem.errors import NotFoundError, SpecError
@@ -81,10 +79,11 @@ class Client:
     """Train, register, promote, deploy and score models on one Tandem cluster.
 
     ``address``: a remote cluster (its GCS ``host:6379``, or its dashboard
-    ``http://host:8265`` for the jobs API); default ``RAY_ADDRESS``, else the
-    embedded cluster under ``TANDEM_HOME``. ``endpoint``: base URL of the HTTP
-    inference endpoint; default the embedded cluster's Serve port, or port 8000
-    on the remote head. ``token``: bearer token for deployments with ``auth``.
+    ``http://host:8265``: either is enough, the other is derived with Ray's default
+    port); default ``RAY_ADDRESS``, else the embedded cluster under ``TANDEM_HOME``.
+    ``endpoint``: base URL of the HTTP inference endpoint; default the cluster's host
+    and Serve's port (``TANDEM_PORT_BASE + 3``, 24003 by default), as ``tandem deploy``
+    prints it. ``token``: bearer token for deployments with ``auth``.
     ``retry``: how ``predict`` rides through a replica change (see ``RetryPolicy``);
     ``None`` sends each request once.
     """
@@ -97,12 +96,7 @@ class Client:
         retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
         settings = Settings.from_env()
-        if address is not None:
-            api = address if address.startswith(("http://", "https://")) else None
-            settings = dataclasses.replace(
-                settings, ray_address=address, api_server_address=api or settings.api_server_address
-            )
-        self.settings = settings
+        self.settings = settings if address is None else settings.at(address)
         self._endpoint = endpoint
         self._token = token
         self._retry = retry
@@ -118,12 +112,14 @@ class Client:
         """
         checked = with_resolved_paths(load(TrainJobSpec, spec), self.settings)
         train_preflight(checked)
+        assert checked.storage is not None
+        storage.require_shared(self.settings, checked.storage)
         # A factory from the user's own package travels to the job like `ray job submit
         # --runtime-env-json '{"py_modules": [...]}'` would send it.
         package = user_package(checked.model.factory)
         modules = [str(package[1])] if package and package[1].is_dir() else None
         handle = jobs.submit(self.settings, train_entrypoint(checked, resume), py_modules=modules)
-        registry = Registry(storage_uri(checked, self.settings))
+        registry = Registry(checked.storage)
         return Job(handle, lambda: _registered_by(registry, checked.name, handle.submission_id))
 
     def train(
@@ -284,12 +280,7 @@ class Client:
     @property
     def endpoint(self) -> str:
         """Base URL of the HTTP (Open Inference Protocol v2) endpoint."""
-        if self._endpoint is not None:
-            return self._endpoint
-        if self.settings.embedded:
-            return f"http://127.0.0.1:{control.http_port(self.settings)}"
-        host = urlsplit(f"//{(self.settings.ray_address or '').split('://')[-1]}").hostname
-        return f"http://{host}:{control.REMOTE_HTTP_PORT}"
+        return self._endpoint or control.endpoint(self.settings)
 
     def predict(
         self,
@@ -349,6 +340,8 @@ class Client:
     ) -> Job[BatchResult]:
         """Check a batch spec here (model, version, input columns), then submit it."""
         checked = batch_preflight(load(BatchPredictSpec, spec), self.settings).spec
+        assert checked.storage is not None
+        storage.require_shared(self.settings, checked.storage)
         handle = jobs.submit(self.settings, batch_entrypoint(checked))
         job = Job(handle, lambda: read_summary(checked.output))
         if wait:

@@ -24,8 +24,9 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySchema
 
 from tandem.cluster import session
-from tandem.cluster.local import LOOPBACK, ClusterState
+from tandem.cluster.local import ClusterState
 from tandem.cluster.status import require_pool_gpus
+from tandem.cluster.storage import require_shared
 from tandem.errors import ClusterError, NotFoundError, RegistryError
 from tandem.evaluation import evaluate, find
 from tandem.registry.store import Registry
@@ -33,15 +34,18 @@ from tandem.serve import evidence_book
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
 from tandem.serve.evidence import RolloutEvidence
 from tandem.serve.promotion import check_metric, gate
-from tandem.serve.resolve import open_registry, served_aliases, verified_live_versions
+from tandem.serve.resolve import (
+    live_versions,
+    open_registry,
+    served_aliases,
+    verified_live_versions,
+)
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
 from tandem.specs.base import load
-from tandem.specs.deployment import CanarySpec, DeploymentSpec, ShadowSpec
+from tandem.specs.deployment import MODEL_APP_IMPORT_PATH, CanarySpec, DeploymentSpec, ShadowSpec
 
-MODEL_IMPORT_PATH = "tandem.serve.app:build"
 GATEWAY_IMPORT_PATH = "tandem.serve.app:build_gateway"
-REMOTE_HTTP_PORT = 8000
 DEPLOY_TIMEOUT_S = 180.0
 POLL_S = 0.25
 
@@ -54,8 +58,16 @@ class Deployed:
 
 
 def http_port(settings: Settings) -> int:
+    """Serve's HTTP port, one rule for every cluster: ``TANDEM_PORT_BASE + 3`` (24003 by
+    default), as the embedded cluster recorded it when it started."""
     state = ClusterState.read(settings) if settings.embedded else None
-    return state.serve_http_port if state is not None else REMOTE_HTTP_PORT
+    return state.serve_http_port if state is not None else settings.serve_http_port
+
+
+def endpoint(settings: Settings) -> str:
+    """Base URL of the HTTP (Open Inference Protocol v2) endpoint: the cluster's host
+    (127.0.0.1 for the embedded one) and Serve's port."""
+    return f"http://{settings.cluster_host}:{http_port(settings)}"
 
 
 def model_app_config(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]:
@@ -69,7 +81,7 @@ def model_app_config(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]
     return {
         "name": spec.model,
         "route_prefix": route_prefix(spec.model),
-        "import_path": MODEL_IMPORT_PATH,
+        "import_path": MODEL_APP_IMPORT_PATH,
         "args": spec.model_dump(mode="json", exclude_unset=True, exclude={"canary", "shadow"}),
         # A log line per request costs more CPU than a small model's forward pass;
         # the request metrics count every answer by status instead.
@@ -78,14 +90,35 @@ def model_app_config(spec: DeploymentSpec, live: LiveVersions) -> dict[str, Any]
     }
 
 
-def deployed_spec(config: dict[str, Any]) -> tuple[DeploymentSpec, LiveVersions]:
-    """The spec and live versions of a deployed model app (inverse of ``model_app_config``)."""
-    live = LiveVersions.model_validate(config["deployments"][0]["user_config"])
+def is_model_app(config: dict[str, Any]) -> bool:
+    """A Tandem model app (``tandem deploy`` or ``serve deploy`` of a file from
+    ``deployments/``), not the gateway and not an app Tandem knows nothing about."""
+    return config.get("import_path") == MODEL_APP_IMPORT_PATH
+
+
+def deployed_spec(config: dict[str, Any]) -> tuple[DeploymentSpec, LiveVersions | None]:
+    """The spec and live versions of a deployed model app (inverse of ``model_app_config``).
+    Live versions are ``None`` for an app ``serve deploy`` started from a file: its
+    replicas resolved the spec's aliases when it was built, and Tandem has not moved them."""
+    deployments = config.get("deployments") or [{}]
+    user_config = deployments[0].get("user_config")
     spec = DeploymentSpec.model_validate(config["args"])
+    if user_config is None:
+        return spec, None
+    live = LiveVersions.model_validate(user_config)
     if live.canary is not None:
         spec.canary = CanarySpec(version=live.canary.version, weight=live.canary.weight)
     if live.shadow is not None:
         spec.shadow = ShadowSpec(version=live.shadow.version, share=live.shadow.share)
+    return spec, live
+
+
+def _current(config: dict[str, Any], settings: Settings) -> tuple[DeploymentSpec, LiveVersions]:
+    """A deployed model app's spec and the versions its replicas serve (for an app from
+    ``serve deploy``: its spec resolved against the registry, as its builder did)."""
+    spec, live = deployed_spec(config)
+    if live is None:
+        live = live_versions(spec, open_registry(spec, settings))
     return spec, live
 
 
@@ -102,11 +135,11 @@ def gateway_app_config(specs: list[DeploymentSpec]) -> dict[str, Any]:
 
 def _connect(settings: Settings) -> None:
     session.connect(settings)
-    # Loopback only, one proxy: every embedded node shares 127.0.0.1, so proxies on
-    # several nodes would fight over the same port.
+    # One proxy, on the head: every embedded node shares 127.0.0.1, so proxies on several
+    # nodes would fight over the same port. Loopback unless TANDEM_SERVE_HOST opens it.
     serve.start(
         proxy_location="HeadOnly",
-        http_options={"host": LOOPBACK, "port": http_port(settings)},
+        http_options={"host": settings.serve_host, "port": http_port(settings)},
     )
 
 
@@ -117,8 +150,8 @@ def _client() -> ServeControllerClient:
 
 
 def _deployed_configs() -> dict[str, dict[str, Any]]:
-    client = _client()
-    details = client.get_serve_details()
+    """Every app's deployed config, by app name (the gateway's left out)."""
+    details = _client().get_serve_details()
     return {
         name: app["deployed_app_config"]
         for name, app in details.get("applications", {}).items()
@@ -126,7 +159,14 @@ def _deployed_configs() -> dict[str, dict[str, Any]]:
     }
 
 
+def _model_configs() -> dict[str, dict[str, Any]]:
+    return {name: c for name, c in _deployed_configs().items() if is_model_app(c)}
+
+
 def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list[str]) -> None:
+    """Deploy ``models`` as every Tandem model app, beside the gateway and every app Tandem
+    did not create (kept as they are: Serve deletes the apps a config leaves out)."""
+    others = [c for c in _deployed_configs().values() if not is_model_app(c)]
     specs = [deployed_spec(c)[0] for c in models.values()]
     # The running Serve's own HTTP options: a driver that cannot tell which port the
     # cluster was started with (a Ray job's driver sees only RAY_ADDRESS) keeps them.
@@ -135,7 +175,7 @@ def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list
         {
             "proxy_location": "HeadOnly",
             "http_options": {"host": http.host, "port": http.port},
-            "applications": [*models.values(), gateway_app_config(specs)],
+            "applications": [*others, *models.values(), gateway_app_config(specs)],
         }
     )
     _client().deploy_apps(config)
@@ -171,11 +211,15 @@ def _wait_running(names: list[str]) -> None:
 def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> Deployed:
     """Deploy (or update) one model's app; returns once its replicas serve the versions."""
     parsed = load(DeploymentSpec, spec)
+    # Replicas open the registry this process checks, wherever they run.
+    parsed = parsed.model_copy(update={"storage": settings.storage_for(parsed.storage)})
+    assert parsed.storage is not None
+    require_shared(settings, parsed.storage)
     live = verified_live_versions(parsed, open_registry(parsed, settings))
     _connect(settings)
     if parsed.gpus_per_replica > 0 and settings.embedded:
         require_pool_gpus("serve", parsed.gpus_per_replica, "gpus_per_replica")
-    models = _deployed_configs()
+    models = _model_configs()
     models[parsed.model] = model_app_config(parsed, live)
     _apply(settings, models, [parsed.model])
     return Deployed(parsed, live, ApplicationStatus.RUNNING.value)
@@ -183,7 +227,7 @@ def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> D
 
 def undeploy(name: str, settings: Settings) -> None:
     _connect(settings)
-    models = _deployed_configs()
+    models = _model_configs()
     if name not in models:
         raise NotFoundError(f"no deployment named {name!r}; deployed: {sorted(models)}")
     del models[name]
@@ -196,7 +240,7 @@ def undeploy(name: str, settings: Settings) -> None:
 def _wait_gone(name: str, settings: Settings) -> None:
     """Until the app is deleted and HTTP no longer reaches it: HAProxy drops a route
     only after Serve has stopped the app's replicas and broadcast the change."""
-    ready = f"http://{LOOPBACK}:{http_port(settings)}{route_prefix(name)}/ready"
+    ready = f"{endpoint(settings)}{route_prefix(name)}/ready"
     deadline = time.monotonic() + DEPLOY_TIMEOUT_S
     while time.monotonic() < deadline:
         if name not in serve.status().applications:
@@ -213,8 +257,8 @@ def deployments(settings: Settings) -> list[Deployed]:
     _connect(settings)
     apps = serve.status().applications
     found = []
-    for name, config in sorted(_deployed_configs().items()):
-        spec, live = deployed_spec(config)
+    for name, config in sorted(_model_configs().items()):
+        spec, live = _current(config, settings)
         found.append(Deployed(spec, live, apps[name].status.value))
     return found
 
@@ -231,10 +275,10 @@ def set_traffic(
     ``NotFoundError`` when ``name`` is not deployed, ``ValueError`` for a shadow that is
     the default version."""
     _connect(settings)
-    models = _deployed_configs()
+    models = _model_configs()
     if name not in models:
         raise NotFoundError(f"no deployment named {name!r}; deployed: {sorted(models)}")
-    spec, live = deployed_spec(models[name])
+    spec, live = _current(models[name], settings)
     if shadow is not None and shadow.version == live.default:
         raise ValueError(
             f"shadow version {shadow.version} is {name}'s default version; shadow another "
@@ -254,7 +298,7 @@ def set_traffic(
         registry.verify(name, version)
     models[name] = model_app_config(spec, new)
     _apply(settings, models, [name])
-    spec, new = deployed_spec(models[name])  # the spec now names the new canary and shadow
+    spec, _ = deployed_spec(models[name])  # the spec now names the new canary and shadow
     return Deployed(spec, new, ApplicationStatus.RUNNING.value)
 
 
@@ -268,7 +312,7 @@ def rollout_evidence(name: str, settings: Settings, since: float) -> RolloutEvid
 def _follow_aliases(model: str, settings: Settings) -> None:
     """Re-resolve a deployed model's versions after an alias moved (no-op if not deployed)."""
     _connect(settings)
-    models = _deployed_configs()
+    models = _model_configs()
     if model not in models:
         return
     spec, _ = deployed_spec(models[model])

@@ -13,7 +13,7 @@ from tandem.specs.deployment import DeploymentSpec
 
 
 def open_registry(spec: DeploymentSpec, settings: Settings) -> Registry:
-    return Registry(spec.storage) if spec.storage else Registry.default(settings)
+    return Registry(settings.storage_for(spec.storage))
 
 
 def live_versions(spec: DeploymentSpec, registry: Registry) -> LiveVersions:

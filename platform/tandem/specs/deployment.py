@@ -28,6 +28,11 @@ def half_precision_needs_gpu(precision: Precision, gpus: float, gpu_field: str) 
     return precision
 
 
+MODEL_APP_IMPORT_PATH = "tandem.serve.app:build"
+"""Serve's ``import_path`` of a Tandem model app (in ``tandem deploy``'s config and in
+Serve config files under ``deployments/``)."""
+
+
 class BatchingSpec(Spec):
     max_batch_size: int = Field(32, ge=1, le=4096)
     """Largest batch the model sees; the queue flushes when it is full."""

@@ -9,7 +9,7 @@ from tandem.errors import SpecError
 from tandem.specs.base import describe, load, parse, read_yaml
 from tandem.specs.cluster import ClusterSpec
 from tandem.specs.delivery import DeliverySpec
-from tandem.specs.deployment import DeploymentSpec
+from tandem.specs.deployment import MODEL_APP_IMPORT_PATH, DeploymentSpec
 from tandem.specs.train import TrainJobSpec
 
 
@@ -29,7 +29,8 @@ def spec_kind(data: Any) -> str:
 
 
 def serve_config_deployments(data: dict[str, Any], source: str) -> list[DeploymentSpec]:
-    """The ``DeploymentSpec`` in each Tandem application of a Serve config file."""
+    """The ``DeploymentSpec`` of each Tandem model app in a Serve config file (the gateway
+    and apps of other code are Serve's business, not checked here)."""
     applications = data.get("applications") or []
     if not isinstance(applications, list):
         raise SpecError(
@@ -38,7 +39,12 @@ def serve_config_deployments(data: dict[str, Any], source: str) -> list[Deployme
         )
     specs, problems = [], []
     for index, app in enumerate(applications):
-        args = app.get("args") if isinstance(app, dict) else None
+        if not isinstance(app, dict):
+            problems.append(f"applications.{index}: expected a mapping (got {describe(app)})")
+            continue
+        if app.get("import_path") != MODEL_APP_IMPORT_PATH:
+            continue
+        args = app.get("args")
         try:
             specs.append(parse(DeploymentSpec, args, source))
         except SpecError as error:

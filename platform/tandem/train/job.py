@@ -37,14 +37,16 @@ class TrainResult:
 
 
 def with_resolved_paths(spec: TrainJobSpec, settings: Settings) -> TrainJobSpec:
-    """The spec with relative dataset paths made absolute under the Tandem home."""
+    """The spec with relative dataset paths made absolute under the Tandem home, and its
+    storage filled in from the settings, so the job (wherever it runs) writes where this
+    process reads."""
     dataset = spec.dataset.model_copy(
         update={
             "train": settings.resolve_uri(spec.dataset.train),
             "validation": spec.dataset.validation and settings.resolve_uri(spec.dataset.validation),
         }
     )
-    return spec.model_copy(update={"dataset": dataset})
+    return spec.model_copy(update={"dataset": dataset, "storage": storage_uri(spec, settings)})
 
 
 def preflight(spec: TrainJobSpec) -> CheckedData:
@@ -58,7 +60,7 @@ def preflight(spec: TrainJobSpec) -> CheckedData:
 
 
 def storage_uri(spec: TrainJobSpec, settings: Settings) -> str:
-    return settings.resolve_uri(spec.storage) if spec.storage else settings.storage_uri
+    return settings.storage_for(spec.storage)
 
 
 def run(
