@@ -2,7 +2,7 @@
 
 ``tandem.serve.app:build`` is an app builder for Serve config files: ``args`` is a
 ``DeploymentSpec``. Each model app is one deployment whose replicas hold every live
-version, batch requests with ``@serve.batch`` and answer HTTP themselves; no
+version, batch requests with a ``MicroBatcher`` and answer HTTP themselves; no
 handle hop sits between the HTTP server and the model, which keeps the request
 path as short as a plain process. ``tandem.serve.app:build_gateway`` answers
 ``/v2`` (server metadata), ``/v2/health/*`` and 404s for unknown models.
@@ -28,7 +28,9 @@ from tandem.cluster.pools import pool_resources
 from tandem.errors import RequestError
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
 from tandem.serve import protocol
+from tandem.serve.adaptive import batching_policy
 from tandem.serve.auth import BearerAuth, load_token
+from tandem.serve.batcher import BatchReport, MicroBatcher
 from tandem.serve.batching import run_grouped
 from tandem.serve.evidence import EvidenceAccumulator, ShadowResult
 from tandem.serve.evidence_book import flush_periodically
@@ -46,8 +48,8 @@ GATEWAY_DEPLOYMENT = "Gateway"
 GATEWAY_ROUTE = "/"
 RETRY_AFTER_S = 1.0
 HEALTH_CHECK_PERIOD_S = 5.0
-BatchItem = tuple[ModelRunner, list[np.ndarray], float]
-"""One request in a batch: its runner, its prepared arrays (one per input), its arrival."""
+BatchItem = tuple[ModelRunner, list[np.ndarray]]
+"""One request in a batch: its runner (version) and its prepared arrays (one per input)."""
 # Serve writes this logger to the replica's log file (logs/serve/replica_*.log).
 logger = logging.getLogger("ray.serve")
 
@@ -108,10 +110,10 @@ class ModelServer:
         self._evidence = EvidenceAccumulator()
         # Started by the first request, on the event loop that serves requests.
         self._flusher: asyncio.Task[None] | None = None
-        # The decorator's sizes are placeholders: the spec's are set per replica here.
-        batcher: Any = self._predict_batch
-        batcher.set_max_batch_size(self._spec.batching.max_batch_size)
-        batcher.set_batch_wait_timeout_s(self._spec.batching.max_wait_ms / 1000)
+        self._policy = batching_policy(self._spec.batching)
+        self._batcher: MicroBatcher[BatchItem, Outputs] = MicroBatcher(
+            run_grouped, self._policy, self._batch_done
+        )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Load versions not yet loaded (sha256-checked, warmed up), then swap atomically."""
@@ -143,20 +145,15 @@ class ModelServer:
         self._evidence.shadow(result)
 
     async def _predict(self, runner: ModelRunner, arrays: list[np.ndarray]) -> Outputs:
-        result: Outputs | Exception = await self._predict_batch(
-            (runner, arrays, time.perf_counter())
-        )
-        if isinstance(result, Exception):
-            raise result
-        return result
+        return await self._batcher.submit((runner, arrays))
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _predict_batch(self, items: list[BatchItem]) -> list[Outputs | Exception]:
-        now = time.perf_counter()
-        for version in {r.version for r, _, _ in items}:
-            waits = [now - t for r, _, t in items if r.version == version]
-            self._metrics.batch(version, len(waits), waits)
-        return run_grouped([(runner, arrays) for runner, arrays, _ in items])
+    def _batch_done(self, report: BatchReport[BatchItem]) -> None:
+        waits: dict[int, list[float]] = {}
+        for (runner, _), wait in zip(report.items, report.waits_s, strict=True):
+            waits.setdefault(runner.version, []).append(wait)
+        for version, version_waits in waits.items():
+            self._metrics.batch(version, len(version_waits), version_waits)
+        self._policy.observe(report)
 
     def check_health(self) -> None:
         for runner in self._service.runners.values():

@@ -34,10 +34,20 @@ Serve config files under ``deployments/``)."""
 
 
 class BatchingSpec(Spec):
+    """How a replica groups requests into forward passes: fixed sizes by default, or sizes
+    chosen online to hold a latency target (``target_p99_ms``)."""
+
     max_batch_size: int = Field(32, ge=1, le=4096)
-    """Largest batch the model sees; the queue flushes when it is full."""
+    """Largest batch the model sees; the queue flushes when it is full. With
+    ``target_p99_ms``: the largest batch the controller may choose."""
     max_wait_ms: float = Field(2.0, ge=0, le=10_000)
-    """How long the first request of a batch may wait for company."""
+    """How long the first request of a batch may wait for company. With ``target_p99_ms``:
+    the longest wait the controller may choose."""
+    target_p99_ms: float | None = Field(None, ge=1, le=10_000)
+    """p99 latency (in the replica: queue wait plus forward pass) to hold; when set, each
+    replica tunes its batch size and wait online for the most throughput under it
+    (additive increase, multiplicative decrease on its recent batches). Unset: the fixed
+    ``max_batch_size`` and ``max_wait_ms``."""
 
 
 class AutoscalingSpec(Spec):
