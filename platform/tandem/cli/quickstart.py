@@ -28,13 +28,15 @@ class EpochLines:
 
 
 def show_report(report: QuickstartReport) -> None:
-    load = report.load
+    load, accuracy = report.load, report.accuracy
     offline = report.manifest.metrics.get("val_accuracy", float("nan"))
     console.print(f"\n[bold]{report.manifest.name} v{report.manifest.version}[/bold] is live")
     for label, value in {
         "accuracy offline": f"{offline:.4f} (validation split, at training time)",
-        "accuracy served": f"{load.accuracy:.4f} ({load.correct}/{load.requests} over HTTP)",
-        "throughput": f"{load.requests_per_s:,.0f} req/s",
+        "accuracy served": f"{accuracy.ratio:.4f} ({accuracy.correct}/{accuracy.requests} "
+        "over HTTP)",
+        "throughput": f"{load.requests_per_s:,.0f} req/s ({load.seconds:.0f} s steady, "
+        "after a warm-up)",
         "latency": f"p50 {load.latency_ms(50):.1f} ms, p99 {load.latency_ms(99):.1f} ms",
         "took": f"{report.seconds:.0f}s",
     }.items():

@@ -25,20 +25,29 @@ DEPLOYMENT = REPO / "deployments" / "digits-mlp.yaml"
 DATA = "data/digits"
 CONCURRENCY = 8
 """Requests in flight at once: a closed loop, so load is bounded however fast the server is."""
+WINDOW_S = 5.0
+"""The timed window, after every validation row went once (the warm-up)."""
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Every validation row sent once over real HTTP: how many labels came back right."""
+
+    requests: int
+    correct: int
+
+    @property
+    def ratio(self) -> float:
+        return self.correct / self.requests
 
 
 @dataclass(frozen=True)
 class LoadResult:
-    """One request per validation row, sent over real HTTP."""
+    """A steady window of requests, after a warm-up: throughput and latency per request."""
 
     requests: int
-    correct: int
     seconds: float
     latencies_ms: np.ndarray
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.requests
 
     @property
     def requests_per_s(self) -> float:
@@ -51,6 +60,7 @@ class LoadResult:
 @dataclass(frozen=True)
 class QuickstartReport:
     manifest: Manifest
+    accuracy: Accuracy
     load: LoadResult
     endpoint: str
     seconds: float
@@ -70,27 +80,40 @@ class QuickstartReport:
         )
 
 
-def send_rows(
+def score_rows(
     client: Client, name: str, rows: np.ndarray, labels: np.ndarray, concurrency: int
+) -> Accuracy:
+    """One infer request per row, ``concurrency`` at a time. Also the timing window's warm-up:
+    replicas, connections and the client's threads are past their first requests after it."""
+
+    def one(index: int) -> bool:
+        return bool(client.predict(name, rows[index])["label"][0] == labels[index])
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        correct = sum(pool.map(one, range(len(rows))))
+    return Accuracy(requests=len(rows), correct=correct)
+
+
+def timed_load(
+    client: Client, name: str, rows: np.ndarray, concurrency: int, seconds: float
 ) -> LoadResult:
-    """One infer request per row, ``concurrency`` at a time; latency is per request."""
+    """``concurrency`` clients sending rows back to back for ``seconds``, each timing its
+    own requests (a closed loop: load is bounded however fast the server is)."""
+    deadline = time.perf_counter() + seconds
 
-    def one(index: int) -> tuple[bool, float]:
-        started = time.perf_counter()
-        outputs = client.predict(name, rows[index])
-        return bool(outputs["label"][0] == labels[index]), time.perf_counter() - started
+    def client_loop(offset: int) -> list[float]:
+        latencies = []
+        index = offset
+        while (started := time.perf_counter()) < deadline:
+            client.predict(name, rows[index % len(rows)])
+            latencies.append((time.perf_counter() - started) * 1000)
+            index += concurrency
+        return latencies
 
-    client.predict(name, rows[0])  # resolves the input name once, outside the timing
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        answers = list(pool.map(one, range(len(rows))))
-    seconds = time.perf_counter() - started
-    return LoadResult(
-        requests=len(rows),
-        correct=sum(ok for ok, _ in answers),
-        seconds=seconds,
-        latencies_ms=np.array([latency * 1000 for _, latency in answers]),
-    )
+        latencies = [ms for part in pool.map(client_loop, range(concurrency)) for ms in part]
+    return LoadResult(len(latencies), time.perf_counter() - started, np.array(latencies))
 
 
 def run(
@@ -114,5 +137,8 @@ def run(
     validation = pd.read_parquet(f"{data}/validation.parquet")
     rows = validation[FEATURES].to_numpy(dtype=np.float32)
     say(f"sending {len(rows)} validation rows over HTTP, {CONCURRENCY} in flight")
-    load = send_rows(client, manifest.name, rows, validation["label"].to_numpy(), CONCURRENCY)
-    return QuickstartReport(manifest, load, client.endpoint, time.monotonic() - started)
+    labels = validation["label"].to_numpy()
+    accuracy = score_rows(client, manifest.name, rows, labels, CONCURRENCY)
+    say(f"timing {WINDOW_S:.0f} s of steady load, {CONCURRENCY} in flight")
+    load = timed_load(client, manifest.name, rows, CONCURRENCY, WINDOW_S)
+    return QuickstartReport(manifest, accuracy, load, client.endpoint, time.monotonic() - started)
