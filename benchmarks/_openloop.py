@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+SLOW_MS = 100.0
+"""Requests slower than this are counted (``over_100ms``): a tail the p99 can hide."""
+
 
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
     writer.write(raw)
@@ -88,7 +91,9 @@ async def run(
         "achieved_rps": (total - errors) / elapsed,
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
+        "p999_ms": float(np.percentile(ms, 99.9)),
         "max_ms": float(ms.max()),
+        "over_100ms": int((ms > SLOW_MS).sum()),
     }
 
 

@@ -10,7 +10,8 @@ due) offers ``--load`` (default 60%) of that capacity and records p50/p99/max an
 errors while
   (a) the cluster is idle,
   (b) a 2-worker training job of a wide MLP runs in the train pool,
-  (c) a batch-prediction job runs in the batch pool;
+  (c) a batch-prediction job runs in the batch pool,
+  (b+c) both at once;
 then the cluster restarts with pools disabled (every node on every core) and
   (d) repeats (b) at the same offered rate.
 The generator runs as its own process on the cores the serve pool does not own, at
@@ -106,6 +107,15 @@ def batch_scoring(client: Client, inputs: Path, home: Path) -> Iterator[None]:
         job.stop()
 
 
+@contextmanager
+def both(
+    first: Callable[[], AbstractContextManager[None]],
+    second: Callable[[], AbstractContextManager[None]],
+) -> Iterator[None]:
+    with first(), second():
+        yield
+
+
 def wait_for_log(job: Job[Manifest], text: str) -> None:
     deadline = time.monotonic() + 300
     while text not in job.logs():
@@ -163,6 +173,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--load", type=float, default=0.6, help="share of measured capacity")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="offer this many req/s instead (e.g. 70%% of serve_tail.py's SLO capacity)",
+    )
     parser.add_argument("--port-base", type=int, default=23000)
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {}
@@ -185,12 +200,15 @@ def main() -> None:
                     capacity = statistics.median(
                         wrk(url, body, 16, 5, client_cores).rps for _ in range(3)
                     )
-                    rate = args.load * capacity
+                    rate = args.rate or args.load * capacity
                     print(f"capacity {capacity:,.0f} req/s; offering {rate:,.0f} req/s", flush=True)
+                    train = partial(training, client, train_data)
+                    batch = partial(batch_scoring, client, batch_inputs, settings.home)
                     scenarios = {
                         "(a) idle": nullcontext,
-                        "(b) training": partial(training, client, train_data),
-                        "(c) batch": partial(batch_scoring, client, batch_inputs, settings.home),
+                        "(b) training": train,
+                        "(c) batch": batch,
+                        "(b+c) training + batch": partial(both, train, batch),
                     }
                 else:
                     scenarios = {
@@ -204,17 +222,14 @@ def main() -> None:
         | {"errors": sum(r["errors"] for r in results)}
         for name, results in runs.items()
     }
-    print(
-        f"\noffered {rate:,.0f} req/s ({100 * args.load:.0f}% of capacity), "
-        f"{args.seconds:.0f} s per run, medians of {args.repeats}"
-    )
+    print(f"\noffered {rate:,.0f} req/s, {args.seconds:.0f} s per run, medians of {args.repeats}")
     for name, row in summary.items():
         print(
             f"{name:<24} p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f}  "
             f"max {row['max_ms']:7.1f} ms  errors {row['errors']}"
         )
     idle = summary["(a) idle"]["p99_ms"]
-    for name in ("(b) training", "(c) batch", "(d) no pools, training"):
+    for name in ("(b) training", "(c) batch", "(b+c) training + batch", "(d) no pools, training"):
         print(f"p99 {name} / (a) idle = {summary[name]['p99_ms'] / idle:.2f}x")
 
 

@@ -1,10 +1,13 @@
-"""Tandem's HTTP endpoint vs. the same model in one plain uvicorn process.
+"""Tandem's HTTP endpoint vs. the same model in plain processes and in KServe, closed loop.
 
-Both servers get the same cores (the serve pool's) and the same load generator,
-``wrk``, run as a separate process pinned to other cores, at equal concurrency,
-over loopback, for a bounded time. Reports req/s, p50 and p99 per target and
-the Tandem/plain ratios (medians over ``--runs``), then batched vs. unbatched
-serving of a compute-heavy MLP.
+Targets, all on the same cores (the serve pool's): ``plain`` (Tandem's own request code
+in one uvicorn process), ``limit`` (a minimal Starlette app: v2 parse, forward pass,
+v2 answer; benchmarks/_minimal_server.py), ``kserve`` (KServe's Python model server,
+its own venv, built on first use; ``--no-kserve`` skips it) and ``tandem`` (the Serve
+app). The load generator is ``wrk``, a separate process pinned to other cores, at
+equal concurrency, over loopback, for a bounded time, targets interleaved. Reports
+req/s, p50 and p99 per target and Tandem's ratios to each (medians over ``--runs``),
+then batched vs. unbatched serving of a compute-heavy MLP.
 
     .venv/bin/python benchmarks/serve_http.py --runs 3 --seconds 10 --out bench.json
 
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +38,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+MINIMAL_FACTORY = "_minimal_server:app_from_env"
+"""The limit: a minimal Starlette app (benchmarks/_minimal_server.py)."""
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -149,8 +154,12 @@ def register_models(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def plain_server(settings, cores: list[int]) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """One uvicorn process with the same model service, pinned to the serve cores."""
+def plain_server(  # type: ignore[no-untyped-def]
+    settings, cores: list[int], factory: str = "tandem.serve.plain:from_env"
+) -> Iterator[str]:
+    """One uvicorn process serving ``digits`` from ``factory`` (default: the same model
+    service as a replica; ``_minimal_server:app_from_env``: a minimal app, the limit),
+    pinned to the serve cores."""
     port = free_port()
     env = {**os.environ, "TANDEM_HOME": str(settings.home), "TANDEM_PLAIN_MODEL": "digits"}
     process = subprocess.Popen(
@@ -159,7 +168,8 @@ def plain_server(settings, cores: list[int]) -> Iterator[str]:  # type: ignore[n
             "-m",
             "uvicorn",
             "--factory",
-            "tandem.serve.plain:from_env",
+            factory,
+            f"--app-dir={Path(__file__).resolve().parent}",
             "--host",
             "127.0.0.1",
             f"--port={port}",
@@ -214,26 +224,46 @@ def deploy_digits(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 def compare(args: argparse.Namespace, settings, state, x: np.ndarray) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Closed loop against every target on the serve cores: ``plain`` (Tandem's request code
+    in one uvicorn process), ``limit`` (a minimal app: v2 parse, forward pass, v2 answer),
+    ``kserve`` (KServe's model server, unless ``--no-kserve``) and ``tandem`` (Serve)."""
+    from _kserve_peer import ensure_venv, export_model, kserve_server
+
     from tandem.serve import control
 
-    load_cores = state.cores["train"]
+    load_cores, serve_cores = state.cores["train"], state.cores["serve"]
     deploy_digits(settings)
-    tandem_url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
     body = body_for(x, 1)
-    runs: dict[str, list[Run]] = {"plain": [], "tandem": []}
-    with plain_server(settings, state.cores["serve"]) as plain_url:
-        for url in (plain_url + "/infer", tandem_url):  # warm both up
+    urls: dict[str, str] = {}
+    with ExitStack() as servers:
+        urls["plain"] = servers.enter_context(plain_server(settings, serve_cores)) + "/infer"
+        limit = servers.enter_context(plain_server(settings, serve_cores, MINIMAL_FACTORY))
+        urls["limit"] = limit + "/infer"
+        if not args.no_kserve:
+            folder = Path(servers.enter_context(tempfile.TemporaryDirectory()))
+            model = export_model(settings.home, "digits", folder / "digits.pt")
+            peer = kserve_server(ensure_venv(), model, "digits", free_port(), serve_cores)
+            urls["kserve"] = servers.enter_context(peer)
+        urls["tandem"] = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
+        for url in urls.values():  # warm every target up
             wrk(url, body, args.connections, 2, load_cores)
-        for _ in range(args.runs):
-            for target, url in (("plain", plain_url + "/infer"), ("tandem", tandem_url)):
+        runs: dict[str, list[Run]] = {target: [] for target in urls}
+        for _ in range(args.runs):  # interleaved, so drift hits every target alike
+            for target, url in urls.items():
                 runs[target].append(wrk(url, body, args.connections, args.seconds, load_cores))
     control.undeploy("digits", settings)
-    plain, tandem = median_run(runs["plain"]), median_run(runs["tandem"])
+    medians = {target: median_run(target_runs) for target, target_runs in runs.items()}
+    tandem = medians["tandem"]
     return {
-        "plain": asdict(plain),
-        "tandem": asdict(tandem),
-        "throughput_ratio": tandem.rps / plain.rps,
-        "p99_ratio": tandem.p99_ms / plain.p99_ms,
+        **{target: asdict(run) for target, run in medians.items()},
+        **{
+            f"tandem_vs_{target}": {
+                "throughput_ratio": tandem.rps / run.rps,
+                "p99_ratio": tandem.p99_ms / run.p99_ms,
+            }
+            for target, run in medians.items()
+            if target != "tandem"
+        },
         "runs": {k: [asdict(r) for r in v] for k, v in runs.items()},
     }
 
@@ -273,6 +303,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--skip-batching", action="store_true")
+    parser.add_argument("--no-kserve", action="store_true", help="skip the KServe peer")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import yaml
+
+from tandem.cluster.local import group_alive, stop_process_groups
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_FILE = REPO / "cluster.yaml"
@@ -135,29 +136,6 @@ def start_group(command: str, env: dict[str, str], log: Path) -> int:
             start_new_session=True,
         )
     return process.pid
-
-
-def group_alive(pgid: int) -> bool:
-    # The leader is our child: reap it if it exited, or its zombie counts as alive.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def stop_groups(pgids: list[int]) -> None:
-    """SIGTERM the groups (workers first, the head last), SIGKILL what is left, and wait
-    (bounded) until the groups are gone, so the next test finds no stragglers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pgid in pgids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and any(group_alive(p) for p in pgids):
-            time.sleep(0.2)
 
 
 def wait_started(pgid: int, log: Path, what: str) -> None:
@@ -471,7 +449,7 @@ def start_autoscaling_cluster(
         wait_for_min_workers(cluster)
         yield cluster
     finally:
-        stop_groups([pgid])
+        stop_process_groups([pgid], STOP_TIMEOUT_S)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

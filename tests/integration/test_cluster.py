@@ -39,6 +39,20 @@ def test_pool_work_runs_only_on_its_cores(cluster: Settings, pool: str) -> None:
     assert system == "Linux"  # `platform` is still the standard library in workers
 
 
+def test_throughput_nodes_run_in_lowest_priority_scheduling_groups(cluster: Settings) -> None:
+    """Each node is a session, so (with autogroups on) its own scheduling group."""
+    state = local.ClusterState.read(cluster)
+    assert state is not None
+    groups = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if not groups.exists() or groups.read_text().strip() != "1":
+        pytest.skip("this kernel schedules without autogroups")
+    nice = {
+        name: int(Path(f"/proc/{pgid}/autogroup").read_text().split()[-1])
+        for name, pgid in state.process_groups.items()
+    }
+    assert nice == {"head": 0, "serve": 0, "train": 19, "batch": 19}
+
+
 def test_serve_and_train_cores_are_disjoint(cluster: Settings) -> None:
     state = local.ClusterState.read(cluster)
     assert state is not None

@@ -20,6 +20,7 @@ import ray
 from ray import serve
 
 from multinode import (
+    STOP_TIMEOUT_S,
     AutoscalingCluster,
     auth_headers,
     autoscaling_cluster,
@@ -34,12 +35,12 @@ from multinode import (
     node_pool,
     short_temp_dir,
     start_group,
-    stop_groups,
     updater_env,
     wait_for,
     wait_started,
 )
 from tandem.cluster import pool_options
+from tandem.cluster.local import stop_process_groups
 from tandem.specs.cluster import POOL_LABEL
 
 __all__ = ["autoscaling_cluster"]  # the fixture, for pytest and for the integrator's tests
@@ -215,7 +216,7 @@ def test_launcher_start_commands_bring_up_an_authenticated_head_and_worker(
             httpx.get(jobs, headers=auth_headers(head_mount / TOKEN), timeout=10).status_code == 200
         )
     finally:
-        stop_groups(list(reversed(groups)))
+        stop_process_groups(list(reversed(groups)), STOP_TIMEOUT_S)
         for temp in temp_dirs:
             subprocess.run(["rm", "-rf", str(temp)], check=False)
     print(

@@ -89,6 +89,10 @@ def test_throughput_pools_yield_the_cpu_to_the_request_path(spec: ClusterSpec) -
     niceness = {node.name: node.worker_niceness for node in layout.nodes}
     assert niceness["head"] == niceness["serve"] == 0
     assert niceness["train"] > 0 and niceness["batch"] > 0
+    # Each node is its own scheduling group: the group's priority decides between nodes.
+    groups = {node.name: node.group_niceness for node in layout.nodes}
+    assert groups["head"] == groups["serve"] == 0
+    assert groups["train"] == groups["batch"] == 19
 
 
 def gpu_spec(**gpus: int) -> ClusterSpec:
