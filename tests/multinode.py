@@ -37,9 +37,10 @@ import httpx
 import pytest
 import yaml
 
+from conftest import CLUSTER_ENV_VARS
+from factories import REPO
 from tandem.cluster.local import group_alive, stop_process_groups
 
-REPO = Path(__file__).resolve().parent.parent
 CLUSTER_FILE = REPO / "cluster.yaml"
 LOOPBACK = "127.0.0.1"
 VENV_BIN = str(Path(sys.executable).parent)
@@ -47,16 +48,6 @@ STARTED_MARK = "Ray runtime started"
 # Where `ray up` puts the project on every node (cluster.yaml's file mount).
 REMOTE_MOUNT = "/home/ubuntu/tandem"
 LAUNCHER_GCS_PORT = 6379
-# Variables that would point a process at some other cluster or token (and TANDEM_*:
-# a test session's embedded-cluster settings are no business of these clusters).
-RAY_CLIENT_VARS = (
-    "RAY_ADDRESS",
-    "RAY_API_SERVER_ADDRESS",
-    "RAY_DASHBOARD_ADDRESS",
-    "RAY_AUTH_MODE",
-    "RAY_AUTH_TOKEN",
-    "RAY_AUTH_TOKEN_PATH",
-)
 
 # The autoscaler's loop period (Ray's default is 5 s); its own tests use 1 s.
 AUTOSCALER_UPDATE_INTERVAL_S = 1
@@ -108,12 +99,13 @@ def short_temp_dir() -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any Ray address or token, with this venv's
-    ``ray`` and ``python`` first on PATH, plus ``extra``."""
+    """This process's environment without any Ray address or token (nor the test session's
+    TANDEM_* settings, which are no business of these clusters), with this venv's ``ray``
+    and ``python`` first on PATH, plus ``extra``."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in RAY_CLIENT_VARS and not k.startswith("TANDEM_")
+        if k not in CLUSTER_ENV_VARS and not k.startswith("TANDEM_")
     }
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     return {**env, **extra}
@@ -487,9 +479,9 @@ def connected(cluster: AutoscalingCluster) -> Iterator[None]:
     import ray
 
     previous = ray.get_runtime_context().gcs_address if ray.is_initialized() else None
-    saved = {name: os.environ.get(name) for name in RAY_CLIENT_VARS}
+    saved = {name: os.environ.get(name) for name in CLUSTER_ENV_VARS}
     ray.shutdown()
-    for name in RAY_CLIENT_VARS:
+    for name in CLUSTER_ENV_VARS:
         os.environ.pop(name, None)
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(cluster.token_path))
     reset_ray_auth()
