@@ -186,7 +186,10 @@ def scrape(port_base: int) -> dict[str, list[dict[str, str]]]:
     """Every ``ray_tandem_*`` sample's labels, from each node's Prometheus endpoint."""
     found: dict[str, list[dict[str, str]]] = {}
     for node in range(4):  # head, train, serve, batch: Ray's metrics export ports
-        text = httpx.get(f"http://127.0.0.1:{port_base + 14 + 10 * node}/metrics").text
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port_base + 14 + 10 * node}/metrics").text
+        except httpx.HTTPError:  # a busy node's agent may not answer in time: next round
+            continue
         for line in text.splitlines():
             match = re.match(r"(ray_tandem_\w+)\{(.*)\} ", line)
             if match:
