@@ -34,7 +34,7 @@ from tandem.settings import Settings
 
 MODEL = "heavy"
 HIDDEN = [2048, 2048, 2048]
-RATES = [50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200, 1500, 2000]
+RATES = [50, 75, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 800, 1000, 1200, 1500, 2000]
 DEFAULT = {"max_batch_size": 32, "max_wait_ms": 2}
 GRID = [{"max_batch_size": size, "max_wait_ms": wait} for size in (1, 8, 32, 64) for wait in (0, 5)]
 

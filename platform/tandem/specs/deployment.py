@@ -44,10 +44,11 @@ class BatchingSpec(Spec):
     """How long the first request of a batch may wait for company. With ``target_p99_ms``:
     the longest wait the controller may choose."""
     target_p99_ms: float | None = Field(None, ge=1, le=10_000)
-    """p99 latency (in the replica: queue wait plus forward pass) to hold; when set, each
-    replica tunes its batch size and wait online for the most throughput under it
-    (additive increase, multiplicative decrease on its recent batches). Unset: the fixed
-    ``max_batch_size`` and ``max_wait_ms``."""
+    """p99 latency (end to end, as the client sees it) to hold; when set, each replica tunes
+    its batch size and wait online for the most throughput under it (additive increase,
+    multiplicative decrease on its recent batches), holding its own part, queue wait plus
+    forward pass, under 60% of it. Unset: the fixed ``max_batch_size`` and
+    ``max_wait_ms``."""
 
 
 class AutoscalingSpec(Spec):
