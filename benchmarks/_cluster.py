@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def private_cluster(port_base: int, pinned: bool = True) -> Iterator[Settings]:
+def private_cluster(
+    port_base: int, pinned: bool = True, work_conserving: bool = False
+) -> Iterator[Settings]:
     """Start, connect, yield the settings, stop. Never touches a user's cluster."""
     import ray
 
@@ -32,7 +34,7 @@ def private_cluster(port_base: int, pinned: bool = True) -> Iterator[Settings]:
         )
         settings = Settings.from_env()
         try:
-            session.up(settings, pinned=pinned)
+            session.up(settings, pinned=pinned, work_conserving=work_conserving)
             session.connect(settings)
             yield settings
         finally:

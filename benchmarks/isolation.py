@@ -12,12 +12,16 @@ errors while
   (b) a 2-worker training job of a wide MLP runs in the train pool,
   (c) a batch-prediction job runs in the batch pool,
   (b+c) both at once;
-then the cluster restarts with pools disabled (every node on every core) and
-  (d) repeats (b) at the same offered rate.
+with static pools (the default), then on a work-conserving cluster (training may
+also run on the serve cores: (a), (b), (b+c)) and with pools disabled (every node
+on every core: (a), (b)), each a fresh cluster (``--modes`` picks some). Before
+each mode's scenarios, the training job's throughput with serving idle (median
+samples/s of epochs 2-4).
 The generator runs as its own process on the cores the serve pool does not own, at
 nice -10 where permitted: a client on another machine is not slowed by this one's
 training, so neither may the client here be (it would measure itself, not Serve).
-Prints medians over ``--repeats`` and the ratios (b)/(a), (c)/(a), (d)/(a).
+Prints medians over ``--repeats``, each scenario's p99 over the static pools' idle p99,
+and each mode's training throughput over the pools-disabled one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +54,8 @@ from tandem.registry.manifest import Manifest
 from tandem.sdk import Client, Job
 
 OPEN_LOOP = Path(__file__).resolve().parent / "_openloop.py"
+OPEN_LOOP_NODE = OPEN_LOOP.with_suffix(".mjs")
+"""The same generator in Node.js, for rates a Python event loop cannot keep on schedule."""
 TRAIN_HIDDEN = [1024, 1024, 1024]
 BATCH_ROWS = 400_000
 WARM_UP_S = 15.0
@@ -64,10 +71,14 @@ def client_process(cores: list[int]) -> None:
         os.nice(CLIENT_NICE)
 
 
-def open_loop(url: str, body: str, rate: float, seconds: float, cores: list[int]) -> dict:
+def open_loop(
+    url: str, body: str, rate: float, seconds: float, cores: list[int], node: bool = False
+) -> dict:
+    """One open-loop run (``node``: the Node.js generator) as its own process on ``cores``."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         handle.write(body)
-    command = [sys.executable, str(OPEN_LOOP), "--url", url, "--body-file", handle.name]
+    generator = ["node", str(OPEN_LOOP_NODE)] if node else [sys.executable, str(OPEN_LOOP)]
+    command = [*generator, "--url", url, "--body-file", handle.name]
     command += ["--rate", str(rate), "--seconds", str(seconds)]
     out = subprocess.run(
         command,
@@ -166,6 +177,39 @@ def measure(
     return runs
 
 
+MODES = {  # name → (pinned, work_conserving)
+    "static": (True, False),
+    "work-conserving": (True, True),
+    "no pools": (False, False),
+}
+
+
+def scenarios_for(
+    mode: str, client: Client, train_data: Path, batch_inputs: Path, home: Path
+) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+    train = partial(training, client, train_data)
+    batch = partial(batch_scoring, client, batch_inputs, home)
+    chosen: dict[str, Callable[[], AbstractContextManager[None]]] = {
+        "idle": nullcontext,
+        "training": train,
+    }
+    if mode != "no pools":
+        chosen["training + batch"] = partial(both, train, batch)
+    if mode == "static":
+        chosen["batch"] = batch
+    return {f"{mode}: {name}": background for name, background in chosen.items()}
+
+
+def training_throughput(client: Client, data: Path, epochs: int = 4) -> float:
+    """Median samples/s of epochs 2..``epochs`` of the isolation job, serving idle."""
+    spec = spec_for(data, epochs=epochs, hidden=TRAIN_HIDDEN, workers=2, name="isolation-speed")
+    job = client.submit(spec)
+    wait_for_log(job, f"epoch {epochs}/")
+    rates = [float(m) for m in re.findall(r"samples/s=(\d+)", job.logs())]
+    job.stop()
+    return statistics.median(rates[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,15 +222,20 @@ def main() -> None:
         type=float,
         help="offer this many req/s instead (e.g. 70%% of serve_tail.py's SLO capacity)",
     )
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--port-base", type=int, default=23000)
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {}
+    speeds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         train_data = write_dataset(Path(folder), 50_000)
         batch_inputs = write_batch_inputs(Path(folder))
-        rate = 0.0
-        for pinned in (True, False):
-            with private_cluster(args.port_base, pinned=pinned) as settings:
+        rate = args.rate or 0.0
+        for mode in args.modes:
+            pinned, work_conserving = MODES[mode]
+            with private_cluster(
+                args.port_base, pinned=pinned, work_conserving=work_conserving
+            ) as settings:
                 state = local.ClusterState.read(settings)
                 assert state is not None
                 x = register_models(settings)
@@ -195,26 +244,16 @@ def main() -> None:
                 body = body_for(x, 1)
                 client = Client()
                 client_cores = state.cores["train"]
-                if pinned:
+                if not rate:
                     wrk(url, body, 16, 3, client_cores)  # warm-up
                     capacity = statistics.median(
                         wrk(url, body, 16, 5, client_cores).rps for _ in range(3)
                     )
-                    rate = args.rate or args.load * capacity
+                    rate = args.load * capacity
                     print(f"capacity {capacity:,.0f} req/s; offering {rate:,.0f} req/s", flush=True)
-                    train = partial(training, client, train_data)
-                    batch = partial(batch_scoring, client, batch_inputs, settings.home)
-                    scenarios = {
-                        "(a) idle": nullcontext,
-                        "(b) training": train,
-                        "(c) batch": batch,
-                        "(b+c) training + batch": partial(both, train, batch),
-                    }
-                else:
-                    scenarios = {
-                        "(d) no pools, idle": nullcontext,
-                        "(d) no pools, training": partial(training, client, train_data),
-                    }
+                speeds[mode] = training_throughput(client, train_data)
+                print(f"{mode}: training {speeds[mode]:,.0f} samples/s, serving idle", flush=True)
+                scenarios = scenarios_for(mode, client, train_data, batch_inputs, settings.home)
                 runs |= measure(scenarios, url, body, rate, args, client_cores)
                 client.close()
     summary = {
@@ -225,12 +264,21 @@ def main() -> None:
     print(f"\noffered {rate:,.0f} req/s, {args.seconds:.0f} s per run, medians of {args.repeats}")
     for name, row in summary.items():
         print(
-            f"{name:<24} p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f}  "
+            f"{name:<34} p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f}  "
             f"max {row['max_ms']:7.1f} ms  errors {row['errors']}"
         )
-    idle = summary["(a) idle"]["p99_ms"]
-    for name in ("(b) training", "(c) batch", "(b+c) training + batch", "(d) no pools, training"):
-        print(f"p99 {name} / (a) idle = {summary[name]['p99_ms'] / idle:.2f}x")
+    # The baseline is the static cluster's idle p99 where it ran: the other modes' idle
+    # runs follow a stopped job whose processes ran on the serve cores.
+    baseline = "static: idle" if "static: idle" in summary else f"{args.modes[0]}: idle"
+    for name in summary:
+        if name != baseline:
+            ratio = summary[name]["p99_ms"] / summary[baseline]["p99_ms"]
+            print(f"p99 {name} / {baseline} = {ratio:.2f}x")
+    for mode, speed in speeds.items():
+        print(f"training samples/s {mode}: {speed:,.0f}", end="")
+        if "no pools" in speeds:
+            print(f" ({speed / speeds['no pools']:.2f}x no pools)", end="")
+        print()
 
 
 if __name__ == "__main__":

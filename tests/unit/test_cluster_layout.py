@@ -72,6 +72,20 @@ def test_unpinned_layout_shares_every_core(spec: ClusterSpec) -> None:
     assert all(node.cores == (0, 1) for node in layout.nodes)
 
 
+def test_training_borrows_the_serve_cores_only_when_work_conserving(spec: ClusterSpec) -> None:
+    layout = plan_embedded(spec, [0, 1, 2, 3], port_base=30000, work_conserving=True)
+    train, serve = layout.node("train"), layout.node("serve")
+    assert train.borrowed_cores == serve.cores
+    assert train.affinity == tuple(sorted(train.cores + serve.cores))
+    # Ray's count stays the pool's own cores; nobody else borrows.
+    assert train.num_cpus == 2 * len(train.cores)
+    assert all(node.affinity == node.cores for node in layout.nodes if node.name != "train")
+    static = plan_embedded(spec, [0, 1, 2, 3], port_base=30000)  # the default
+    assert static.node("train").affinity == static.node("train").cores
+    unpinned = plan_embedded(spec, [0, 1], port_base=30000, pinned=False, work_conserving=True)
+    assert unpinned.node("train").borrowed_cores == ()
+
+
 def test_ports_of_one_cluster_stay_inside_its_span() -> None:
     plan = PortPlan(30000)
     used = [plan.gcs, plan.dashboard, plan.client_server, plan.serve_http]

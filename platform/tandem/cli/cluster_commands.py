@@ -24,6 +24,12 @@ def up(
     no_pin: bool = typer.Option(
         False, "--no-pin", help="Let every pool use every core (for comparisons only)."
     ),
+    work_conserving: bool = typer.Option(
+        False,
+        "--work-conserving",
+        help="Let training also run on the serve cores while serving leaves them idle "
+        "(more training throughput, a longer serving tail: see docs/performance.md).",
+    ),
 ) -> None:
     """Start the embedded single-machine cluster (not Ray's `ray up`).
 
@@ -31,11 +37,13 @@ def up(
     multi-machine cluster starts with Ray's own `ray up cluster.yaml` instead.
     """
     settings = Settings.from_env()
-    state = session.up(settings, pinned=not no_pin)
+    state = session.up(settings, pinned=not no_pin, work_conserving=work_conserving)
     console.print(f"embedded cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
     for name, cores in state.cores.items():
         gpus = state.gpus.get(name)
         shown = f", GPUs {','.join(gpus)}" if gpus else ""
+        borrowed = state.borrowed_cores.get(name)
+        shown += f", and {borrowed} while serving leaves them idle" if borrowed else ""
         console.print(f"  {name:<6} cores {cores}{shown}")
     console.print('Use Ray\'s own CLIs against it with: eval "$(tandem env)"')
 

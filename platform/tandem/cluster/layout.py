@@ -2,8 +2,9 @@
 
 Pure logic, unit-tested without Ray. On one machine Tandem runs one raylet per
 pool, each started under a CPU affinity; every worker it forks inherits that
-affinity, so a pool's processes run only on its cores. GPUs are split the same
-way: each pool node is started with ``CUDA_VISIBLE_DEVICES`` naming only its own
+affinity, so a pool's processes run only on its cores (work-conserving clusters let
+training also use the serve cores at its scheduling group's lowest weight:
+``BORROWS_IDLE_CORES``). GPUs are split the same way: each pool node is started with ``CUDA_VISIBLE_DEVICES`` naming only its own
 GPUs, so no GPU is ever advertised to two pools.
 """
 
@@ -27,6 +28,11 @@ LATENCY_CRITICAL = (HEAD, "serve")
 THROUGHPUT_NICENESS = 15
 THROUGHPUT_GROUP_NICENESS = 19
 """Nice level of a throughput node's scheduling group (see ``NodePlan.group_niceness``)."""
+BORROWS_IDLE_CORES = {"train": "serve"}
+"""Work-conserving pools (``tandem up --work-conserving``): borrower → lender. The borrower
+may also run on the lender's cores; its scheduling group (nice 19) weighs 15 against the
+lender's 1024. Off by default: measured, it took training from 2,619 to 6,858 samples/s
+but roughly doubled the serve pool's p99 under load (docs/performance.md)."""
 GPU_PRIORITY = ("train", "serve", "batch")
 """Who gets a GPU first when there are fewer GPUs than pools that want one: training
 needs one most (its throughput scales with it), serving next."""
@@ -90,13 +96,21 @@ class NodePlan:
     name: str
     """``head`` or the pool name."""
     cores: tuple[int, ...]
-    """Physical cores this node's processes are pinned to."""
+    """Physical cores this node owns (its logical CPUs are counted from them)."""
     num_cpus: int
     """Logical CPUs it advertises to Ray."""
     gpus: tuple[str, ...] = ()
     """GPUs this node owns (its ``CUDA_VISIBLE_DEVICES``); no other node sees them."""
     resources: dict[str, float] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    borrowed_cores: tuple[int, ...] = ()
+    """Another pool's cores this node may also run on, when that pool leaves them idle
+    (``BORROWS_IDLE_CORES``)."""
+
+    @property
+    def affinity(self) -> tuple[int, ...]:
+        """Cores this node's processes are pinned to: its own and the borrowed ones."""
+        return tuple(sorted({*self.cores, *self.borrowed_cores}))
 
     @property
     def num_gpus(self) -> int:
@@ -227,9 +241,11 @@ def plan_embedded(
     port_base: int,
     gpus: list[str] | None = None,
     pinned: bool = True,
+    work_conserving: bool = False,
 ) -> EmbeddedLayout:
     """The nodes of an embedded cluster on a machine with ``cores`` and ``gpus`` (the
-    GPUs' ``CUDA_VISIBLE_DEVICES`` ids as this process sees them)."""
+    GPUs' ``CUDA_VISIBLE_DEVICES`` ids as this process sees them). ``work_conserving``:
+    pools in ``BORROWS_IDLE_CORES`` may also run on their lender's cores."""
     split = split_cores(spec, cores) if pinned else {p: tuple(sorted(cores)) for p in spec.pools}
     gpu_split = split_gpus(gpu_weights(spec), list(gpus or []))
     # The head runs the control plane and job drivers; keep it off serve cores.
@@ -237,6 +253,8 @@ def plan_embedded(
     nodes = [NodePlan(HEAD, head_cores, num_cpus=0, labels={POOL_LABEL: HEAD})]
     for pool in spec.pools:
         pool_cores = split[pool]
+        lender = BORROWS_IDLE_CORES.get(pool) if pinned and work_conserving else None
+        borrowed = tuple(c for c in split.get(lender or "", ()) if c not in pool_cores)
         nodes.append(
             NodePlan(
                 name=pool,
@@ -245,6 +263,7 @@ def plan_embedded(
                 gpus=gpu_split.get(pool, ()),
                 resources={pool_resource(pool): POOL_RESOURCE_UNITS},
                 labels={POOL_LABEL: pool},
+                borrowed_cores=borrowed,
             )
         )
     return EmbeddedLayout(nodes=tuple(nodes), ports=PortPlan(port_base), pinned=pinned)

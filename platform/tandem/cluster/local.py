@@ -48,6 +48,8 @@ class ClusterState:
     gpus: dict[str, list[str]] = field(default_factory=dict)
     """Each node's GPUs (``CUDA_VISIBLE_DEVICES`` ids); empty in state files from before GPUs
     were split between pools."""
+    borrowed_cores: dict[str, list[int]] = field(default_factory=dict)
+    """Cores a node may also run on while their pool leaves them idle (``NodePlan``)."""
 
     @classmethod
     def read(cls, settings: Settings) -> ClusterState | None:
@@ -172,7 +174,7 @@ def node_command(plan: NodePlan, layout: EmbeddedLayout, index: int, temp_dir: P
 def _launch(
     plan: NodePlan, command: list[str], env: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
-    cores = set(plan.cores)
+    cores = set(plan.affinity)
     group_niceness = plan.group_niceness
 
     def pin() -> None:  # runs in the child, after setsid, before exec; children inherit it
@@ -260,6 +262,7 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
         cores={plan.name: list(plan.cores) for plan in layout.nodes},
         pinned=layout.pinned,
         gpus={plan.name: list(plan.gpus) for plan in layout.nodes},
+        borrowed_cores={p.name: list(p.borrowed_cores) for p in layout.nodes if p.borrowed_cores},
     )
     state.write(settings)
     return state

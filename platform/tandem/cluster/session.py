@@ -17,7 +17,9 @@ from tandem.settings import Settings
 from tandem.specs.cluster import ClusterSpec
 
 
-def embedded_layout(settings: Settings, pinned: bool = True) -> EmbeddedLayout:
+def embedded_layout(
+    settings: Settings, pinned: bool = True, work_conserving: bool = False
+) -> EmbeddedLayout:
     """The embedded cluster's plan for this machine, from cluster.yaml's pools."""
     spec = (
         ClusterSpec.from_file(settings.cluster_file)
@@ -25,7 +27,14 @@ def embedded_layout(settings: Settings, pinned: bool = True) -> EmbeddedLayout:
         else (default_cluster_spec())
     )
     cores = sorted(os.sched_getaffinity(0))
-    return plan_embedded(spec, cores, settings.port_base, gpus=_local_gpus(), pinned=pinned)
+    return plan_embedded(
+        spec,
+        cores,
+        settings.port_base,
+        gpus=_local_gpus(),
+        pinned=pinned,
+        work_conserving=work_conserving,
+    )
 
 
 def default_cluster_spec() -> ClusterSpec:
@@ -61,15 +70,19 @@ def visible_gpu_ids(visible: str | None, count: int) -> list[str]:
     return ids[:count]
 
 
-def up(settings: Settings, pinned: bool = True) -> local.ClusterState:
-    """Start the embedded cluster (a no-op when it already runs)."""
+def up(
+    settings: Settings, pinned: bool = True, work_conserving: bool = False
+) -> local.ClusterState:
+    """Start the embedded cluster (a no-op when it already runs). ``pinned=False`` puts every
+    node on every core; ``work_conserving`` lets training use the serve cores while idle."""
     if not settings.embedded:
         raise ClusterError(
             f"RAY_ADDRESS names a cluster ({settings.ray_address}); `tandem up` starts only "
             "the embedded single-machine cluster (a real cluster starts with Ray's "
             "`ray up cluster.yaml`). Unset RAY_ADDRESS to start the embedded one here."
         )
-    return local.start(embedded_layout(settings, pinned=pinned), settings)
+    layout = embedded_layout(settings, pinned=pinned, work_conserving=work_conserving)
+    return local.start(layout, settings)
 
 
 def running_state(settings: Settings) -> local.ClusterState:
