@@ -271,7 +271,7 @@ def compare(args: argparse.Namespace, settings, state, x: np.ndarray) -> dict[st
 def batching(args: argparse.Namespace, settings, state, x: np.ndarray) -> dict[str, object]:  # type: ignore[no-untyped-def]
     from tandem.serve import control
 
-    results = {}
+    results: dict[str, object] = {}
     for name, size, wait in (("heavy-unbatched", 1, 0), ("heavy-batched", 32, 5)):
         control.deploy(
             {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def deploy(settings: Settings, batching: dict[str, float]) -> None:
     )
 
 
-def label(batching: dict[str, float]) -> str:
+def label(batching: Mapping[str, float]) -> str:
     if "target_p99_ms" in batching:
         return f"adaptive p99≤{batching['target_p99_ms']:g} ms (≤{batching['max_batch_size']:g})"
     return f"fixed {batching['max_batch_size']:g} / {batching['max_wait_ms']:g} ms"
