@@ -4,8 +4,9 @@ Pure logic, unit-tested without Ray. On one machine Tandem runs one raylet per
 pool, each started under a CPU affinity; every worker it forks inherits that
 affinity, so a pool's processes run only on its cores (work-conserving clusters let
 training also use the serve cores at its scheduling group's lowest weight:
-``BORROWS_IDLE_CORES``). GPUs are split the same way: each pool node is started with ``CUDA_VISIBLE_DEVICES`` naming only its own
-GPUs, so no GPU is ever advertised to two pools.
+``BORROWS_IDLE_CORES``). GPUs are split the same way: each pool node is started
+with ``CUDA_VISIBLE_DEVICES`` naming only its own GPUs, so no GPU is ever
+advertised to two pools.
 """
 
 from __future__ import annotations
