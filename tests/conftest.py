@@ -53,9 +53,6 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "TANDEM_HOME": str(home),
         "TANDEM_PORT_BASE": str(free_port_base()),
         "TANDEM_CLUSTER_FILE": str(REPO / "cluster.yaml"),
-        # Ray exports metrics every 10 s by default: a test's few-second training run
-        # could end before its gauges were exported once.
-        "RAY_metrics_report_interval_ms": "2000",
     }
     os.environ.update(env)
     yield env

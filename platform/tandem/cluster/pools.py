@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from tandem.specs.cluster import POOL_LABEL, pool_resource
+from tandem.specs.cluster import pool_resource
 
 POOL_SLIVER = 0.001
 
@@ -16,27 +16,6 @@ POOL_SLIVER = 0.001
 def pool_resources(pool: str) -> dict[str, float]:
     """Custom resources that pin work to ``pool``."""
     return {pool_resource(pool): POOL_SLIVER}
-
-
-def pool_label_selector(pool: str) -> dict[str, str]:
-    """A label selector that places work only on ``pool``'s nodes (every node carries its
-    pool's label, on the embedded cluster and in cluster.yaml)."""
-    return {POOL_LABEL: pool}
-
-
-def scope_data_to(pool: str) -> None:
-    """Keep every task and actor of this process's Ray Data pipelines on ``pool``'s nodes.
-
-    Ray Data starts some tasks without the resources a read asks for: Parquet sampling
-    runs with the SPREAD strategy, so each training or batch job started a worker process
-    on the serve node (found by listing the serve node's tasks during the isolation
-    benchmark: one ``_fetch_parquet_file_info`` per job, and two worker start-ups, each a
-    second or more of the serve core's CPU at the request path's priority). The context's
-    label selector reaches every task and actor a Dataset launches."""
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.execution_options.label_selector = pool_label_selector(pool)
 
 
 def pool_options(pool: str, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:

@@ -10,7 +10,7 @@ from ray.data import ExecutionOptions
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from tandem.cluster.pools import pool_label_selector, pool_resources
+from tandem.cluster.pools import pool_resources
 from tandem.data.ingest import PreparedData
 from tandem.specs.train import TrainJobSpec
 from tandem.train import checkpoint
@@ -61,8 +61,6 @@ def ordered_ingest() -> ExecutionOptions:
     reproducible ingest; it also ignores shard locality)."""
     options = DataConfig.default_ingest_options()
     options.preserve_order = True
-    # These options replace the datasets' own: keep the workers' ingest in the train pool.
-    options.label_selector = pool_label_selector("train")
     return options
 
 
