@@ -6,7 +6,7 @@ tail stays well under the target, cut it by 30% when the tail goes over. Pure Py
 deterministic: the same reports give the same decisions, so it is tested with a simulated
 queue and synthetic latency models, without a clock or an event loop.
 
-Three departures from plain AIMD, each for a measured reason (see the unit tests' simulator):
+Departures from plain AIMD, each for a measured reason (see the unit tests' simulator):
 
 - Slow start: the increase doubles the cap while even twice the observed figure would
   fit under the headroom. A forward pass has a fixed cost, so twice the batch costs at
@@ -43,7 +43,7 @@ WINDOW = 16
 """Batches observed at one setting before the controller decides (p99 of 16 is their worst:
 deliberately conservative, one slow batch is enough to back off)."""
 HEADROOM = 0.8
-"""The cap grows only while the window's p99 is under this share of the target."""
+"""The cap grows only while the window's p99 is under this share of the budget."""
 DECREASE = 0.7
 """A cut multiplies the cap by this (and removes at least one)."""
 REPLICA_SHARE = 0.6
