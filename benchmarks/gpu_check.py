@@ -186,13 +186,13 @@ def cluster(home: Path, gpu_pool: str, report: Report) -> Iterator[Any]:
 
 def replica_log_count(settings: Any, line: str) -> int:
     """How often ``line`` occurs in this cluster's Ray logs (Serve's replica logs included)."""
-    from tandem.cluster.local import ray_temp_dir
+    from tandem.cluster.local import ray_log_dirs
 
-    logs = ray_temp_dir(settings) / "session_latest" / "logs"
     count = 0
-    for path in logs.rglob("*"):
-        if path.is_file() and path.suffix in (".log", ".out", ".err"):
-            count += path.read_text(errors="replace").count(line)
+    for logs in ray_log_dirs(settings):
+        for path in logs.rglob("*"):
+            if path.is_file() and path.suffix in (".log", ".out", ".err"):
+                count += path.read_text(errors="replace").count(line)
     return count
 
 

@@ -4,13 +4,19 @@ own TANDEM_HOME and ports, so they never touch a cluster a user left running."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:  # tandem loads Ray and torch: only cluster tests import it, and late
+    from tandem.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
+SESSION_SETTINGS = pytest.StashKey["Settings"]()
 CLUSTER_ENV_VARS = (
     "RAY_ADDRESS",
     "RAY_API_SERVER_ADDRESS",
@@ -19,6 +25,9 @@ CLUSTER_ENV_VARS = (
     "RAY_AUTH_TOKEN",
     "RAY_AUTH_TOKEN_PATH",
 )
+CLUSTER_LOG_MARKS = ("Registering new node", "Health check failed", "death reason")
+"""GCS log lines that say which nodes joined and how any was lost, shown after a failed
+session (nodes register in start order: head, then the pools as cluster.yaml lists them)."""
 # Port bases for test clusters: below Linux's ephemeral range, away from the
 # default embedded cluster (24000) and from each other.
 TEST_PORT_BASES = [b for b in range(20000, 32000, 1000) if b != 24000]
@@ -64,7 +73,7 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_env: dict[str, str]) -> Iterator[Settings]:  # noqa: F821
+def cluster(cluster_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Settings]:
     """A real embedded Ray cluster (head + train/serve/batch nodes), connected."""
     import ray
 
@@ -72,6 +81,7 @@ def cluster(cluster_env: dict[str, str]) -> Iterator[Settings]:  # noqa: F821
     from tandem.settings import Settings
 
     settings = Settings.from_env()
+    request.config.stash[SESSION_SETTINGS] = settings
     try:
         session.up(settings)
         session.connect(settings)
@@ -84,3 +94,32 @@ def cluster(cluster_env: dict[str, str]) -> Iterator[Settings]:  # noqa: F821
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``after_all`` audit what the rest of the session left behind: run them last."""
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """After a failed session, say which of the shared cluster's nodes were lost, how, and
+    what each lost raylet logged last: a lost node fails every test that needs its pool,
+    and its logs are gone with CI's machine."""
+    settings = config.stash.get(SESSION_SETTINGS, None)
+    if exitstatus == 0 or settings is None:
+        return
+    from tandem.cluster.local import ray_log_dirs
+
+    head, *pools = (logs for logs in ray_log_dirs(settings) if logs.exists())
+    gcs = (head / "gcs_server.out").read_text(errors="replace").splitlines()
+    lines = [line[:400] for line in gcs if any(mark in line for mark in CLUSTER_LOG_MARKS)]
+    lost = re.findall(r"UNEXPECTED_TERMINATION.*node_id=(\w+)", "\n".join(lines))
+    for logs in (head, *pools):
+        for raylet_log in sorted(logs.glob("raylet*.out")):
+            text = raylet_log.read_text(errors="replace")
+            if any(f"Setting node ID node_id={node_id}" in text for node_id in lost):
+                lines += [f"{raylet_log}: {line[:400]}" for line in text.splitlines()[-15:]]
+        exits = logs / "ray_process_exit.log"
+        if exits.exists():
+            lines += exits.read_text(errors="replace").splitlines()[-20:]
+    if lines:
+        terminalreporter.section("the shared cluster's nodes, as the GCS saw them")
+        for line in lines[-80:]:
+            terminalreporter.write_line(line)

@@ -88,9 +88,18 @@ class FakeSizes:
 
 def free_port() -> int:
     """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports nothing listens on now: every socket stays bound
+    until all are chosen, so the kernel cannot hand the same port out twice (it did, for
+    the dashboard and the Ray client server, and the head refused to start)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def short_temp_dir() -> Path:
@@ -404,7 +413,8 @@ def start_autoscaling_cluster(
     those nodes; stop every process of the cluster when the block ends."""
     from ray.autoscaler._private.util import validate_config
 
-    ports = {name: free_port() for name in ("gcs", "dashboard", "agent", "client")}
+    names = ("gcs", "dashboard", "agent", "client")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     gcs_address = f"{LOOPBACK}:{ports['gcs']}"
     config = fake_cluster_config(launcher_config(), gcs_address, sizes)
     validate_config(config)  # the head's autoscaler runs the same check, less loudly

@@ -143,10 +143,7 @@ def test_a_better_model_is_trained_shadowed_canaried_and_promoted(
     spec_path = tmp_path / "better.yaml"
     spec_path.write_text(yaml.safe_dump(train_spec(epochs=6, lr=0.003)))
     lines: list[str] = []
-    with scraper:  # the metrics test below reads what it saw
-        record = client.deliver(
-            delivery_spec(tmp_path, {"train": str(spec_path)}), say=lines.append
-        )
+    record = client.deliver(delivery_spec(tmp_path, {"train": str(spec_path)}), say=lines.append)
     assert record.outcome == "promoted", (record.reason, lines)
     assert [s.step for s in record.steps] == [
         "train",
@@ -226,29 +223,12 @@ class Scraper:
 
 
 @pytest.fixture(scope="module")
-def scraper(cluster_env: dict[str, str]) -> Scraper:
-    return Scraper(int(cluster_env["TANDEM_PORT_BASE"]))
-
-
-def test_prometheus_has_request_shadow_and_training_metrics_per_model_and_version(
-    scraper: Scraper, live: Manifest
-) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        scraper.add(scrape(scraper.port_base))
-        ours = {
-            name: [s for s in samples if s.get("model") == MODEL]
-            for name, samples in scraper.seen.items()
-        }
-        missing = [name for name in EXPORTED if not ours.get(name)]
-        if not missing or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert not missing, f"not exported: {missing}; found {sorted(scraper.seen)}"
-    for name, keys in EXPORTED.items():
-        assert all(set(keys) <= set(sample) for sample in ours[name]), (name, ours[name][:1])
-    statuses = {(s["version"], s["status"]) for s in ours["ray_tandem_requests_total"]}
-    assert (str(live.version), "200") in statuses
+def scraper(cluster_env: dict[str, str]) -> Iterator[Scraper]:
+    """Scrapes from the first test that asks for it to the module's end: the metrics test
+    runs last and reads every training run's gauges seen on the way (Ray exports them every
+    10 s, so one short run alone can end before an export)."""
+    with Scraper(int(cluster_env["TANDEM_PORT_BASE"])) as scraper:
+        yield scraper
 
 
 def test_runs_list_the_training_runs_with_their_curves(client: Client, tmp_path: Path) -> None:
@@ -371,6 +351,27 @@ def test_reproduce_retrains_bit_identical_weights(
     assert reproduction.returncode == 0, stderr[-3000:]
     assert "weights: identical" in stdout, stdout[-3000:]
     assert "metrics: identical" in stdout, stdout[-3000:]
+
+
+def test_prometheus_has_request_shadow_and_training_metrics_per_model_and_version(
+    scraper: Scraper, live: Manifest
+) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        scraper.add(scrape(scraper.port_base))
+        ours = {
+            name: [s for s in samples if s.get("model") == MODEL]
+            for name, samples in scraper.seen.items()
+        }
+        missing = [name for name in EXPORTED if not ours.get(name)]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not missing, f"not exported: {missing}; found {sorted(scraper.seen)}"
+    for name, keys in EXPORTED.items():
+        assert all(set(keys) <= set(sample) for sample in ours[name]), (name, ours[name][:1])
+    statuses = {(s["version"], s["status"]) for s in ours["ray_tandem_requests_total"]}
+    assert (str(live.version), "200") in statuses
 
 
 def test_records_survive_as_json(client: Client) -> None:

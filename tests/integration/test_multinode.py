@@ -27,7 +27,7 @@ from multinode import (
     clean_env,
     connected,
     copy_mount,
-    free_port,
+    free_ports,
     launcher_commands,
     launcher_config,
     local_command,
@@ -124,26 +124,25 @@ def test_launcher_start_commands_bring_up_an_authenticated_head_and_worker(
     types = config["available_node_types"]
     head_type = config["head_node_type"]
     worker_type = next(name for name in types if name != head_type)
-    gcs = free_port()
+    gcs, dashboard, client, head_agent, worker_agent = free_ports(5)
     nodes = {name: tmp_path / name for name in ("head", "worker")}
     for root in nodes.values():
         (root / "home").mkdir(parents=True)
     head_mount, worker_mount = nodes["head"] / "tandem", nodes["worker"] / "tandem"
     temp_dirs = [short_temp_dir(), short_temp_dir()]
-    dashboard = free_port()
     head_flags = [
         "--block",
         "--node-ip-address=127.0.0.1",
         f"--temp-dir={temp_dirs[0]}",
         f"--dashboard-port={dashboard}",
-        f"--ray-client-server-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={head_agent}",
     ]
     worker_flags = [
         "--block",
         "--node-ip-address=127.0.0.1",
         f"--temp-dir={temp_dirs[1]}",
-        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-listen-port={worker_agent}",
     ]
 
     def env(node: str, node_type: str) -> dict[str, str]:

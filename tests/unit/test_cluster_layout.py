@@ -15,7 +15,7 @@ from tandem.cluster.layout import (
     split_cores,
     split_gpus,
 )
-from tandem.cluster.local import ClusterState, node_command, node_env
+from tandem.cluster.local import ClusterState, node_command, node_env, node_temp_dir, ray_temp_dir
 from tandem.cluster.session import visible_gpu_ids
 from tandem.cluster.status import NodeStatus
 from tandem.errors import SpecError
@@ -241,3 +241,18 @@ def test_status_shows_gpu_ids_or_a_count() -> None:
     assert node(["0", "1"], {"GPU": 2.0}).gpu_summary() == "0,1"
     assert node([], {"GPU": 4.0}).gpu_summary() == "4"  # a remote cluster: the count only
     assert node([], {"CPU": 4.0}).gpu_summary() == "-"
+
+
+@pytest.mark.parametrize(
+    "home", ["/h", "/root/.tandem", "/tmp/pytest-of-root/pytest-145/tandem-home0"]
+)
+def test_each_node_has_its_own_short_ray_temp_dir(home: str) -> None:
+    """Nodes sharing a session folder delete each other's job packages; and Ray's socket
+    paths (temp dir, a 40-character session name, ``/sockets/plasma_store``) must fit
+    in 107 bytes."""
+    settings = dataclasses.replace(Settings.from_env(), home=Path(home))
+    folders = {node: node_temp_dir(settings, node) for node in ("head", "train", "serve", "batch")}
+    assert len(set(folders.values())) == len(folders)
+    session = "session_2026-11-27_22-51-55_584352_3577"
+    assert all(len(f"{f}/{session}/sockets/plasma_store") <= 107 for f in folders.values())
+    assert folders["head"] == ray_temp_dir(settings)

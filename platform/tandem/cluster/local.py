@@ -33,6 +33,8 @@ STOP_TIMEOUT_S = 10.0
 # Shares of the machine's memory for each node's object store.
 OBJECT_STORE_SHARE = {HEAD: 0.02, "train": 0.10, "batch": 0.06, "serve": 0.03}
 MIN_OBJECT_STORE_BYTES = 128 * 1024**2
+HEALTH_CHECK_TIMEOUT_MS = 60_000
+"""How long the GCS waits for a raylet's health-check answer (Ray's default: 10 s)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,29 @@ def group_alive(pgid: int) -> bool:
 
 
 def ray_temp_dir(settings: Settings) -> Path:
-    """Ray's session folder; kept short because Unix socket paths are limited to 107 bytes."""
+    """Ray's temp folder of the head node (each pool node's is inside it: ``node_temp_dir``);
+    kept short because Unix socket paths are limited to 107 bytes."""
     preferred = settings.home / "ray"
-    if len(str(preferred)) <= 40:
+    if len(str(preferred)) <= 34:
         return preferred
     digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:10]
     return Path("/tmp") / f"tandem-{digest}"
+
+
+def node_temp_dir(settings: Settings, node: str) -> Path:
+    """Ray's temp folder of one node: the head's ``ray_temp_dir``, a pool node's a folder
+    named after its pool inside it. Nodes on one machine must not share a session folder:
+    a node's runtime-env agent deletes and unpacks a job's package again the first time it
+    uses it, under the workers of every node that shares the folder (seen: a restarted
+    serve node deleted the package the head's next job needed)."""
+    head = ray_temp_dir(settings)
+    return head if node == HEAD else head / node
+
+
+def ray_log_dirs(settings: Settings) -> list[Path]:
+    """Every node's Ray log folder of its current session, the head's first."""
+    head = ray_temp_dir(settings)
+    return [head / "session_latest" / "logs", *sorted(head.glob("*/session_latest/logs"))]
 
 
 def ensure_auth_token(settings: Settings) -> Path:
@@ -119,6 +138,12 @@ def cluster_env(settings: Settings) -> dict[str, str]:
         # `tandem down` stops nodes at once: a node told to stop otherwise drains for up
         # to 30 s, and Tandem's own stop has no work left to drain.
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+        # Throughput nodes run in the lowest-weight scheduling group on cores they share
+        # with the head. In CI a busy head kept the train and batch raylets from answering
+        # the GCS health check for about a minute (five 10 s timeouts in a row), and the
+        # GCS declared both nodes dead. A node that is really gone refuses the connection
+        # at once, so it is still declared dead after Ray's five checks 3 s apart.
+        "RAY_health_check_timeout_ms": str(HEALTH_CHECK_TIMEOUT_MS),
         **serve_env(settings),
     }
 
@@ -150,12 +175,10 @@ def node_command(plan: NodePlan, layout: EmbeddedLayout, index: int, temp_dir: P
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={ports.dashboard}",
             f"--ray-client-server-port={ports.client_server}",
-            f"--temp-dir={temp_dir}",
         ]
     else:
-        # All nodes share one session folder; one log monitor (the head's)
-        # is enough, more would print every worker line once per node.
-        command += [f"--address={LOOPBACK}:{ports.gcs}", "--include-log-monitor=False"]
+        command += [f"--address={LOOPBACK}:{ports.gcs}"]
+    command += [f"--temp-dir={temp_dir}"]
     command += [f"--{flag}={port}" for flag, port in ports.node_ports(index).items()]
     command += [
         f"--node-ip-address={LOOPBACK}",
@@ -236,7 +259,6 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)
     env = cluster_env(settings)
-    temp_dir = ray_temp_dir(settings)
     started: dict[str, int] = {}
     try:
         for index, plan in enumerate(layout.nodes):
@@ -244,7 +266,7 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
                 continue
             log_path = logs / f"node-{plan.name}.log"
             log_path.write_bytes(b"")
-            command = node_command(plan, layout, index, temp_dir)
+            command = node_command(plan, layout, index, node_temp_dir(settings, plan.name))
             process = _launch(plan, command, {**env, **node_env(plan)}, log_path)
             started[plan.name] = process.pid
             # One at a time: raylets starting together on a shared core miss

@@ -121,8 +121,7 @@ class ModelRunner:
     def prepare(self, raws: Sequence[Raw]) -> list[np.ndarray]:
         """Model arrays for one raw value per input, in the manifest's input order."""
         return [
-            model_array(schema, raw)
-            for schema, raw in zip(self.manifest.inputs, raws, strict=True)
+            model_array(schema, raw) for schema, raw in zip(self.manifest.inputs, raws, strict=True)
         ]
 
     def forward(self, arrays: Sequence[np.ndarray]) -> Outputs:
