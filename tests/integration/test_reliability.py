@@ -39,6 +39,9 @@ FUZZ = "digits-fuzz"
 POOLS = ("train", "serve", "batch")
 # Actor classes that are a pool's work; everything they run must stay on that pool.
 POOL_ACTORS = {"train": ("RayTrainWorker",), "serve": ("ServeReplica:",), "batch": ("Scoring",)}
+# Ray Data tasks that ask for no pool resource (Parquet sampling is SPREAD-scheduled): the
+# pipelines' label selector must still keep them off the serve nodes.
+RAY_DATA_TASKS = ("_fetch_parquet_file_info", "ReadParquet")
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +307,8 @@ def test_a_corrupt_version_is_refused_and_the_deployment_keeps_serving_its_own(
 def test_every_pools_work_ran_on_its_pools_nodes(cluster: Settings) -> None:
     """Audits what the whole session left in Ray's state API: every train worker,
     Serve replica and batch scoring actor, and every task that asked for a pool's
-    resource (Ray Data's ingest tasks among them), ran on a node of that pool."""
+    resource (Ray Data's ingest tasks among them), ran on a node of that pool; Ray
+    Data's Parquet sampling tasks, which ask for none, never ran on a serve node."""
     gcs = local.ClusterState.read(cluster)
     assert gcs is not None
     pools = node_pools(gcs.gcs_address)
@@ -315,6 +319,7 @@ def test_every_pools_work_ran_on_its_pools_nodes(cluster: Settings) -> None:
         address=gcs.gcs_address, detail=True, limit=10_000, raise_on_missing_output=False
     )
     placed: dict[str, int] = dict.fromkeys(POOLS, 0)
+    data_tasks = 0
     for actor in actors:
         for pool, prefixes in POOL_ACTORS.items():
             if actor.class_name.startswith(prefixes) and actor.node_id:
@@ -325,6 +330,12 @@ def test_every_pools_work_ran_on_its_pools_nodes(cluster: Settings) -> None:
         if asked and task.node_id:
             assert pools[task.node_id] == asked[0], (task.name, pools[task.node_id])
             placed[asked[0]] += 1
-    print(f"\nplacement audit: {placed} actors and tasks, all on their pool's nodes")
-    missing = [pool for pool, count in placed.items() if count == 0]
+        if task.name.startswith(RAY_DATA_TASKS) and task.node_id:
+            assert pools[task.node_id] != "serve", (task.name, pools[task.node_id])
+            data_tasks += 1
+    print(
+        f"\nplacement audit: {placed} actors and tasks, all on their pool's nodes; "
+        f"{data_tasks} Ray Data read and sampling tasks, none on a serve node"
+    )
+    missing = [pool for pool, count in placed.items() if count == 0] + ["data"] * (not data_tasks)
     assert not missing, f"no work on record for {missing}: run the whole suite, not this test alone"

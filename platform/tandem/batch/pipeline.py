@@ -22,7 +22,7 @@ from tandem.batch.config import ROW_INDEX_COLUMN, BatchPredictSpec
 from tandem.batch.output import BatchResult, ScoredParquet
 from tandem.batch.transform import RowIndex, Scorer, input_columns
 from tandem.cluster import session
-from tandem.cluster.pools import pool_resources, usable_cores
+from tandem.cluster.pools import keep_data_off_serve, pool_resources, usable_cores
 from tandem.cluster.status import require_pool_gpus
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
@@ -128,6 +128,7 @@ def run(
     # The V2 Parquet source lists files in a task that ignores the resources asked
     # for below (it could run on serve cores); V1 reads footers in this driver.
     context.use_datasource_v2 = False
+    keep_data_off_serve()
     scored = ray.data.read_parquet(
         list(source.files),
         filesystem=source.arrow_fs,

@@ -8,14 +8,30 @@ from __future__ import annotations
 
 import os
 
-from tandem.specs.cluster import pool_resource
+from tandem.specs.cluster import POOL_LABEL, pool_resource
 
 POOL_SLIVER = 0.001
+OFF_SERVE = {POOL_LABEL: "!serve"}
+"""Ray label selector for work that may run on any node but a serve node."""
 
 
 def pool_resources(pool: str) -> dict[str, float]:
     """Custom resources that pin work to ``pool``."""
     return {pool_resource(pool): POOL_SLIVER}
+
+
+def keep_data_off_serve() -> None:
+    """Keep every task and actor of this process's Ray Data pipelines off the serve nodes.
+
+    Ray Data starts some tasks without the resources a read asks for: Parquet sampling
+    runs SPREAD-scheduled, so each training or batch job started a worker process on the
+    serve node (found by listing the serve node's tasks during the isolation benchmark:
+    one ``_fetch_parquet_file_info`` per job, and two worker start-ups, each a second or
+    more of the serve core at the request path's priority). The context's label selector
+    reaches every task and actor a Dataset launches; reads keep their pool's resource."""
+    import ray.data
+
+    ray.data.DataContext.get_current().execution_options.label_selector = dict(OFF_SERVE)
 
 
 def pool_options(pool: str, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:

@@ -15,7 +15,7 @@ import numpy as np
 import ray.data
 from ray.data import Dataset
 
-from tandem.cluster.pools import pool_resources
+from tandem.cluster.pools import keep_data_off_serve, pool_resources
 from tandem.data.columns import LABEL_KEY, input_key
 from tandem.data.content import scan
 from tandem.data.fit import FitPart, PartialFit, fitted, label_index
@@ -92,6 +92,7 @@ def _read(source: ParquetSource, columns: list[str]) -> Dataset:
     # reads footers in the driver (head, never serve) and runs every read task
     # with the resources asked for here.
     ray.data.DataContext.get_current().use_datasource_v2 = False
+    keep_data_off_serve()
     return ray.data.read_parquet(
         list(source.files),
         filesystem=source.arrow_fs,

@@ -10,7 +10,7 @@ from ray.data import ExecutionOptions
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from tandem.cluster.pools import pool_resources
+from tandem.cluster.pools import OFF_SERVE, pool_resources
 from tandem.data.ingest import PreparedData
 from tandem.specs.train import TrainJobSpec
 from tandem.train import checkpoint
@@ -61,6 +61,8 @@ def ordered_ingest() -> ExecutionOptions:
     reproducible ingest; it also ignores shard locality)."""
     options = DataConfig.default_ingest_options()
     options.preserve_order = True
+    # These options replace the datasets' own: keep the workers' ingest off serve nodes too.
+    options.label_selector = dict(OFF_SERVE)
     return options
 
 
