@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from tandem.cluster.layout import (
     HEAD,
     PORT_SPAN,
+    THROUGHPUT_NICENESS,
     PortPlan,
     gpu_weights,
     plan_embedded,
@@ -256,3 +260,25 @@ def test_each_node_has_its_own_short_ray_temp_dir(home: str) -> None:
     session = "session_2026-11-27_22-51-55_584352_3577"
     assert all(len(f"{f}/{session}/sockets/plasma_store") <= 107 for f in folders.values())
     assert folders["head"] == ray_temp_dir(settings)
+
+
+@pytest.mark.parametrize(("start", "expected"), [(0, THROUGHPUT_NICENESS), (19, 19)])
+def test_a_job_driver_lowers_itself_to_the_throughput_priority(start: int, expected: int) -> None:
+    """In a child process (a nice level cannot be raised back): lowered to the train and
+    batch workers' level, never raised, and threads started afterwards inherit it."""
+    script = (
+        "import os, threading\n"
+        f"os.setpriority(os.PRIO_PROCESS, 0, max({start}, os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "from tandem.cluster.pools import run_at_throughput_priority\n"
+        "run_at_throughput_priority()\n"
+        "seen = []\n"
+        "nice = lambda: os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "thread = threading.Thread(target=lambda: seen.append(nice()))\n"
+        "thread.start(); thread.join()\n"
+        "print(nice(), seen[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    expected = max(expected, os.getpriority(os.PRIO_PROCESS, 0))  # a child starts at ours
+    assert done.stdout.split() == [str(expected), str(expected)]

@@ -75,6 +75,13 @@ def test_bad_gpu_batch_values_name_their_field(
     assert any(p.startswith(field + ":") and says in p for p in found), found
 
 
+@pytest.fixture
+def job_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch job's entry point, minus lowering this test process's priority."""
+    monkeypatch.setattr("tandem.batch.main.run_at_throughput_priority", lambda: None)
+
+
+@pytest.mark.usefixtures("job_entry")
 def test_jobs_entry_takes_gpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     scored: list[BatchPredictSpec] = []
 
@@ -92,6 +99,7 @@ def test_jobs_entry_takes_gpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (spec.batch_size, spec.max_actors, spec.id_column) == (8, 1, None)
 
 
+@pytest.mark.usefixtures("job_entry")
 def test_jobs_entry_refuses_half_precision_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     assert batch_main(["m", "/in", "/out", "--precision", "fp16"]) == 1
     error = capsys.readouterr().err

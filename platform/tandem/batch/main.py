@@ -14,6 +14,7 @@ import sys
 
 from tandem.batch.config import BatchPredictSpec, parse_model_ref
 from tandem.batch.pipeline import run
+from tandem.cluster.pools import run_at_throughput_priority
 from tandem.errors import TandemError
 from tandem.settings import Settings
 from tandem.specs import load
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", help="fp32 (default), or fp16 / bf16 on a GPU")
     parser.add_argument("--spec-json", help="the whole spec as JSON (used by the SDK)")
     args = parser.parse_args(argv)
+    run_at_throughput_priority()  # this driver shares the head's core with the request path
     try:
         result = run(spec_from_args(parser, args), Settings.from_env(), report_progress)
     except TandemError as error:

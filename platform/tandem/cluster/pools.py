@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from tandem.cluster.layout import THROUGHPUT_NICENESS
 from tandem.specs.cluster import POOL_LABEL, pool_resource
 
 POOL_SLIVER = 0.001
@@ -37,6 +38,19 @@ def keep_data_off_serve() -> None:
 def pool_options(pool: str, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:
     """``.options(...)`` keyword arguments for a task or actor in ``pool``."""
     return {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": pool_resources(pool)}
+
+
+def run_at_throughput_priority() -> None:
+    """Lower this process, and every thread it starts from now on, to the train and batch
+    workers' nice level; never raises a priority.
+
+    A job's driver runs where Ray's job supervisor runs: on the head node, in the head's
+    scheduling group, beside HAProxy and Serve's controller and at their priority. Nice
+    levels act inside a group, so this makes a training or batch driver (torch imports,
+    Ray Data's streaming executor) yield the head's core to the request path. Linux keeps
+    a nice level per thread: call it first thing, before Ray starts its threads."""
+    if os.getpriority(os.PRIO_PROCESS, 0) < THROUGHPUT_NICENESS:
+        os.setpriority(os.PRIO_PROCESS, 0, THROUGHPUT_NICENESS)
 
 
 def usable_cores() -> int:

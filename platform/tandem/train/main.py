@@ -11,6 +11,7 @@ import json
 import sys
 
 from tandem.cluster.jobs import current_submission_id
+from tandem.cluster.pools import run_at_throughput_priority
 from tandem.errors import TandemError
 from tandem.specs import TrainJobSpec, load
 from tandem.train.job import run
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--spec-json", help="the spec as JSON (used by `tandem train`)")
     parser.add_argument("--resume", action="store_true", help="continue the last unfinished run")
     args = parser.parse_args(argv)
+    run_at_throughput_priority()  # this driver shares the head's core with the request path
     try:
         spec = load(TrainJobSpec, json.loads(args.spec_json) if args.spec_json else args.spec)
         result = run(spec, resume=args.resume, submission_id=current_submission_id())
