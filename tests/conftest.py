@@ -107,11 +107,13 @@ def pytest_terminal_summary(
         return
     from tandem.cluster.local import ray_log_dirs
 
-    head, *pools = (logs for logs in ray_log_dirs(settings) if logs.exists())
-    gcs = (head / "gcs_server.out").read_text(errors="replace").splitlines()
+    found = [logs for logs in ray_log_dirs(settings) if logs.exists()]
+    if not found or not (found[0] / "gcs_server.out").exists():
+        return  # the cluster never got as far as a GCS log
+    gcs = (found[0] / "gcs_server.out").read_text(errors="replace").splitlines()
     lines = [line[:400] for line in gcs if any(mark in line for mark in CLUSTER_LOG_MARKS)]
     lost = re.findall(r"UNEXPECTED_TERMINATION.*node_id=(\w+)", "\n".join(lines))
-    for logs in (head, *pools):
+    for logs in found:
         for raylet_log in sorted(logs.glob("raylet*.out")):
             text = raylet_log.read_text(errors="replace")
             if any(f"Setting node ID node_id={node_id}" in text for node_id in lost):

@@ -125,9 +125,6 @@ def run(
     context = DataContext.get_current()
     # The driver numbers rows as batches arrive, so they must arrive in input order.
     context.execution_options.preserve_order = True
-    # The V2 Parquet source lists files in a task that ignores the resources asked
-    # for below (it could run on serve cores); V1 reads footers in this driver.
-    context.use_datasource_v2 = False
     keep_data_off_serve()
     scored = ray.data.read_parquet(
         list(source.files),

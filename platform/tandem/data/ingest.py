@@ -87,11 +87,6 @@ def check(spec: DatasetSpec, task: str) -> CheckedData:
 
 
 def _read(source: ParquetSource, columns: list[str]) -> Dataset:
-    # Ray Data's V2 Parquet source lists files in a task that ignores the
-    # caller's resources, so it could run on any pool's cores; the V1 source
-    # reads footers in the driver (head, never serve) and runs every read task
-    # with the resources asked for here.
-    ray.data.DataContext.get_current().use_datasource_v2 = False
     keep_data_off_serve()
     return ray.data.read_parquet(
         list(source.files),
