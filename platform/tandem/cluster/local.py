@@ -139,10 +139,11 @@ def cluster_env(settings: Settings) -> dict[str, str]:
         # to 30 s, and Tandem's own stop has no work left to drain.
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
         # Throughput nodes run in the lowest-weight scheduling group on cores they share
-        # with the head. In CI a busy head kept the train and batch raylets from answering
-        # the GCS health check for about a minute (five 10 s timeouts in a row), and the
-        # GCS declared both nodes dead. A node that is really gone refuses the connection
-        # at once, so it is still declared dead after Ray's five checks 3 s apart.
+        # with the head. In CI a busy head kept the train raylet from answering the GCS
+        # health check for about a minute (five 10 s timeouts in a row; the batch raylet
+        # missed one too), and the GCS declared the train node dead. A node that is really
+        # gone refuses the connection at once, so it is still declared dead after Ray's
+        # five checks 3 s apart.
         "RAY_health_check_timeout_ms": str(HEALTH_CHECK_TIMEOUT_MS),
         **serve_env(settings),
     }
