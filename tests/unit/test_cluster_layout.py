@@ -84,8 +84,11 @@ def test_training_borrows_the_serve_cores_only_when_work_conserving(spec: Cluste
     # Ray's count stays the pool's own cores; nobody else borrows.
     assert train.num_cpus == 2 * len(train.cores)
     assert all(node.affinity == node.cores for node in layout.nodes if node.name != "train")
+    # Only the borrower drops to the idle scheduling class.
+    assert [node.name for node in layout.nodes if node.idle_class] == ["train"]
     static = plan_embedded(spec, [0, 1, 2, 3], port_base=30000)  # the default
     assert static.node("train").affinity == static.node("train").cores
+    assert not any(node.idle_class for node in static.nodes)
     unpinned = plan_embedded(spec, [0, 1], port_base=30000, pinned=False, work_conserving=True)
     assert unpinned.node("train").borrowed_cores == ()
 

@@ -27,7 +27,7 @@ def up(
     work_conserving: bool = typer.Option(
         False,
         "--work-conserving",
-        help="Let training also run on the serve cores while serving leaves them idle "
+        help="Let training also run on the serve cores, in the idle scheduling class "
         "(more training throughput, a longer serving tail: see docs/performance.md).",
     ),
 ) -> None:

@@ -31,9 +31,8 @@ THROUGHPUT_GROUP_NICENESS = 19
 """Nice level of a throughput node's scheduling group (see ``NodePlan.group_niceness``)."""
 BORROWS_IDLE_CORES = {"train": "serve"}
 """Work-conserving pools (``tandem up --work-conserving``): borrower → lender. The borrower
-may also run on the lender's cores; its scheduling group (nice 19) weighs 15 against the
-lender's 1024. Off by default: measured, it took training from 2,619 to 6,858 samples/s
-but roughly doubled the serve pool's p99 under load (docs/performance.md)."""
+may also run on the lender's cores, in Linux's idle scheduling class
+(``NodePlan.idle_class``). Off by default (measured in docs/performance.md)."""
 GPU_PRIORITY = ("train", "serve", "batch")
 """Who gets a GPU first when there are fewer GPUs than pools that want one: training
 needs one most (its throughput scales with it), serving next."""
@@ -139,6 +138,15 @@ class NodePlan:
         (measured by hand: two busy nice-19 sessions beside the request path doubled its
         p99; at group nice 19 it was back within 15%)."""
         return 0 if self.name in LATENCY_CRITICAL else THROUGHPUT_GROUP_NICENESS
+
+    @property
+    def idle_class(self) -> bool:
+        """Whether the node runs in Linux's idle scheduling class (``SCHED_IDLE``): a node
+        that borrows another pool's cores. A low group weight alone is not enough there:
+        the scheduler lets a running task finish its slice (a few ms) before a waking
+        request handler gets the core, while a task of the idle class is preempted the
+        moment any other task wakes on its core."""
+        return bool(self.borrowed_cores)
 
 
 @dataclass(frozen=True)

@@ -200,11 +200,14 @@ def _launch(
 ) -> subprocess.Popen[bytes]:
     cores = set(plan.affinity)
     group_niceness = plan.group_niceness
+    idle_class = plan.idle_class
 
     def pin() -> None:  # runs in the child, after setsid, before exec; children inherit it
         os.sched_setaffinity(0, cores)
         if group_niceness:
             lower_group_priority(group_niceness)
+        if idle_class:  # lowering the class needs no privilege
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(
