@@ -4,11 +4,13 @@
 // the server, since latency runs from each request's due time).
 //
 //     node benchmarks/_openloop.mjs --url http://127.0.0.1:PORT/path --body-file body.json \
-//         --rate 2000 --seconds 60 [--connections 64] [--warm-up 2]
+//         --rate 2000 --seconds 60 [--connections 64] [--warm-up 2] [--timeline-ms 100]
 //
 // Requests are due at a constant rate whether or not earlier ones have answered; each
 // waits for a free keep-alive connection (one request in flight per connection) and its
-// latency counts from when it was due. Loopback only, bounded by --seconds.
+// latency counts from when it was due. Loopback only, bounded by --seconds. With
+// --timeline-ms, the output also has "timeline": [due time of the window's start (Unix ms),
+// requests, their max latency ms] per window of recorded requests, by due time.
 //
 // Its own floor, against a trivial Node.js server on the other core: 1,000 / 3,000 /
 // 8,000 req/s held, p50 0.9 / 0.9 / 1.0 ms, p99 3.8 / 3.9 / 4.1 ms (timer ticks), 18-29%
@@ -46,6 +48,8 @@ const raw = Buffer.concat([
 const now = () => performance.now();
 
 const latencies = [];
+const timelineMs = Number(args["timeline-ms"] ?? 0);
+const timeline = new Map(); // window index → [requests, max latency ms]
 const due = []; // due times (ms) of requests waiting for a connection
 let dueHead = 0;
 let errors = 0;
@@ -109,7 +113,15 @@ class Connection {
     this.scheduled = null;
     finished += 1;
     if (!ok) errors += 1;
-    else if (scheduled >= recordedFrom) latencies.push(now() - scheduled);
+    else if (scheduled >= recordedFrom) {
+      const latency = now() - scheduled;
+      latencies.push(latency);
+      if (timelineMs) {
+        const window = Math.floor((performance.timeOrigin + scheduled) / timelineMs);
+        const seen = timeline.get(window) ?? [0, 0];
+        timeline.set(window, [seen[0] + 1, Math.max(seen[1], latency)]);
+      }
+    }
     if (finished === total) report();
   }
 }
@@ -142,6 +154,9 @@ function report() {
       p999_ms: percentile(sorted, 99.9),
       max_ms: sorted.length ? sorted[sorted.length - 1] : NaN,
       over_100ms: sorted.filter((ms) => ms > SLOW_MS).length,
+      ...(timelineMs && {
+        timeline: [...timeline].sort((a, b) => a[0] - b[0]).map(([w, v]) => [w * timelineMs, ...v]),
+      }),
     }),
   );
   process.exit(0);

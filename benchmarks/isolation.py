@@ -72,14 +72,23 @@ def client_process(cores: list[int]) -> None:
 
 
 def open_loop(
-    url: str, body: str, rate: float, seconds: float, cores: list[int], node: bool = False
+    url: str,
+    body: str,
+    rate: float,
+    seconds: float,
+    cores: list[int],
+    node: bool = False,
+    timeline_ms: int = 0,
 ) -> dict:
-    """One open-loop run (``node``: the Node.js generator) as its own process on ``cores``."""
+    """One open-loop run (``node``: the Node.js generator) as its own process on ``cores``;
+    ``timeline_ms`` (Node.js only): also each window's request count and max latency."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         handle.write(body)
     generator = ["node", str(OPEN_LOOP_NODE)] if node else [sys.executable, str(OPEN_LOOP)]
     command = [*generator, "--url", url, "--body-file", handle.name]
     command += ["--rate", str(rate), "--seconds", str(seconds)]
+    if timeline_ms:
+        command += ["--timeline-ms", str(timeline_ms)]
     out = subprocess.run(
         command,
         capture_output=True,

@@ -53,6 +53,21 @@ def test_throughput_nodes_run_in_lowest_priority_scheduling_groups(cluster: Sett
     assert nice == {"head": 0, "serve": 0, "train": 19, "batch": 19}
 
 
+def test_the_serve_nodes_agents_run_in_the_idle_class_and_its_raylet_does_not(
+    cluster: Settings,
+) -> None:
+    state = local.ClusterState.read(cluster)
+    assert state is not None
+    policies = {}
+    for pid in Path("/proc").iterdir():
+        if pid.name.isdigit() and os.getsid(int(pid.name)) == state.process_groups["serve"]:
+            command = (pid / "cmdline").read_bytes()
+            policies[command.split(b"\0")[0].split(b"/")[-1]] = os.sched_getscheduler(int(pid.name))
+    assert policies[b"ray::DashboardAgent"] == os.SCHED_IDLE
+    assert policies[b"ray::RuntimeEnvAgent"] == os.SCHED_IDLE
+    assert policies[b"raylet"] == os.SCHED_OTHER  # its workers (the replicas) inherit it
+
+
 def test_serve_and_train_cores_are_disjoint(cluster: Settings) -> None:
     state = local.ClusterState.read(cluster)
     assert state is not None

@@ -114,6 +114,8 @@ def test_throughput_pools_yield_the_cpu_to_the_request_path(spec: ClusterSpec) -
     groups = {node.name: node.group_niceness for node in layout.nodes}
     assert groups["head"] == groups["serve"] == 0
     assert groups["train"] == groups["batch"] == 19
+    # Ray's agents on the serve node yield its cores to the replicas.
+    assert [node.name for node in layout.nodes if node.support_in_idle_class] == ["serve"]
 
 
 def gpu_spec(**gpus: int) -> ClusterSpec:

@@ -30,6 +30,9 @@ from tandem.settings import LOOPBACK, Settings
 STARTED_MARK = "Ray runtime started"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
+SUPPORT_PROCESSES = (b"ray::DashboardAgent", b"ray::RuntimeEnvAgent", b"log_monitor.py")
+"""How Ray's per-node support processes show in their command lines (Ray 2.60)."""
+SUPPORT_START_S = 10.0
 # Shares of the machine's memory for each node's object store.
 OBJECT_STORE_SHARE = {HEAD: 0.02, "train": 0.10, "batch": 0.06, "serve": 0.03}
 MIN_OBJECT_STORE_BYTES = 128 * 1024**2
@@ -221,6 +224,36 @@ def _launch(
     )
 
 
+def _support_to_idle_class(session: int) -> None:
+    """Move a node's support processes (``SUPPORT_PROCESSES``) into the idle scheduling
+    class, every thread; threads they start later inherit it. They still run whenever the
+    node's cores have a moment free, and yield them the moment a request handler wakes.
+    Waits up to ``SUPPORT_START_S`` for the raylet to have started them."""
+    deadline = time.monotonic() + SUPPORT_START_S
+    found: set[int] = set()
+    while len(found) < len(SUPPORT_PROCESSES) and time.monotonic() < deadline:
+        for pid, command in _session_commands(session).items():
+            if pid not in found and any(marker in command for marker in SUPPORT_PROCESSES):
+                with contextlib.suppress(OSError):
+                    for task in os.listdir(f"/proc/{pid}/task"):
+                        with contextlib.suppress(OSError):
+                            os.sched_setscheduler(int(task), os.SCHED_IDLE, os.sched_param(0))
+                    found.add(pid)
+        time.sleep(0.1)
+
+
+def _session_commands(session: int) -> dict[int, bytes]:
+    """Each process of a session (a node: its leader's pid is the session id): its command
+    line."""
+    commands = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry)) == session:
+                    commands[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
+    return commands
+
+
 def lower_group_priority(niceness: int) -> None:
     """Set this process's autogroup (its session's scheduling group) to ``niceness``; a
     no-op where the kernel has no autogroups. Lowering a priority needs no privilege."""
@@ -276,6 +309,8 @@ def start(layout: EmbeddedLayout, settings: Settings) -> ClusterState:
             # One at a time: raylets starting together on a shared core miss
             # their registration deadline.
             _wait_started(process, log_path, plan.name)
+            if plan.support_in_idle_class:
+                _support_to_idle_class(process.pid)
     except BaseException:
         _stop_groups(started)
         raise
