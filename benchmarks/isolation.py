@@ -52,6 +52,7 @@ from train_ingest import spec_for, write_dataset
 from tandem.cluster import local
 from tandem.registry.manifest import Manifest
 from tandem.sdk import Client, Job
+from tandem.settings import Settings
 
 OPEN_LOOP = Path(__file__).resolve().parent / "_openloop.py"
 OPEN_LOOP_NODE = OPEN_LOOP.with_suffix(".mjs")
@@ -186,6 +187,23 @@ def measure(
     return runs
 
 
+def serve_digits(settings: Settings) -> tuple[local.ClusterState, str, str]:
+    """Register and deploy the digits MLP on a private cluster: its state, the infer URL
+    and a 1-row v2 JSON body."""
+    state = local.ClusterState.read(settings)
+    assert state is not None
+    x = register_models(settings)
+    deploy_digits(settings)
+    url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
+    return state, url, body_for(x, 1)
+
+
+def closed_loop_capacity(url: str, body: str, cores: list[int]) -> float:
+    """wrk -c16 from ``cores``: median req/s of three 5 s runs after a 3 s warm-up."""
+    wrk(url, body, 16, 3, cores)
+    return statistics.median(wrk(url, body, 16, 5, cores).rps for _ in range(3))
+
+
 MODES = {  # name → (pinned, work_conserving)
     "static": (True, False),
     "work-conserving": (True, True),
@@ -245,19 +263,11 @@ def main() -> None:
             with private_cluster(
                 args.port_base, pinned=pinned, work_conserving=work_conserving
             ) as settings:
-                state = local.ClusterState.read(settings)
-                assert state is not None
-                x = register_models(settings)
-                deploy_digits(settings)
-                url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
-                body = body_for(x, 1)
+                state, url, body = serve_digits(settings)
                 client = Client()
                 client_cores = state.cores["train"]
                 if not rate:
-                    wrk(url, body, 16, 3, client_cores)  # warm-up
-                    capacity = statistics.median(
-                        wrk(url, body, 16, 5, client_cores).rps for _ in range(3)
-                    )
+                    capacity = closed_loop_capacity(url, body, client_cores)
                     rate = args.load * capacity
                     print(f"capacity {capacity:,.0f} req/s; offering {rate:,.0f} req/s", flush=True)
                 speeds[mode] = training_throughput(client, train_data)

@@ -38,10 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import private_cluster
-from isolation import open_loop
-from serve_http import body_for, deploy_digits, register_models, wrk
+from isolation import closed_loop_capacity, open_loop, serve_digits
 
-from tandem.cluster import local
 from tandem.cluster.layout import PortPlan
 
 SAMPLE_S = 0.1
@@ -248,15 +246,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["RAY_SERVE_EVENT_LOOP_MONITORING_INTERVAL_S"] = str(SAMPLE_S)  # nodes inherit it
     with private_cluster(args.port_base) as settings:
-        state = local.ClusterState.read(settings)
-        assert state is not None
-        x = register_models(settings)
-        deploy_digits(settings)
-        url = f"http://127.0.0.1:{state.serve_http_port}/v2/models/digits/infer"
-        body = body_for(x, 1)
+        state, url, body = serve_digits(settings)
         client_cores = state.cores["train"]
-        wrk(url, body, 16, 3, client_cores)  # warm-up
-        capacity = statistics.median(wrk(url, body, 16, 5, client_cores).rps for _ in range(3))
+        capacity = closed_loop_capacity(url, body, client_cores)
         print(f"closed-loop capacity {capacity:,.0f} req/s (wrk -c16, median of 3)", flush=True)
         ports = {
             "serve_cores": state.cores["serve"],
