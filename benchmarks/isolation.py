@@ -4,14 +4,16 @@ live traffic?
     .venv/bin/python benchmarks/isolation.py [--seconds 20] [--repeats 3]
 
 On a private embedded cluster the digits MLP is served by one replica. Its capacity
-is measured first (wrk, closed loop); then an open-loop generator
-(benchmarks/_openloop.py: constant rate, latency counted from when each request was
-due) offers ``--load`` (default 60%) of that capacity and records p50/p99/max and
-errors while
+is measured first (wrk, closed loop); then an open-loop generator (constant rate,
+latency counted from when each request was due: benchmarks/_openloop.mjs where Node.js
+is installed, else benchmarks/_openloop.py) offers ``--load`` (default 60%) of that
+capacity, or ``--rate``, and records p50/p99/max and errors while
   (a) the cluster is idle,
   (b) a 2-worker training job of a wide MLP runs in the train pool,
   (c) a batch-prediction job runs in the batch pool,
-  (b+c) both at once;
+  (b+c) both at once,
+  and, as a floor for those, two synthetic processes started as a throughput node is
+  (``SYNTHETIC``: busy loops, memory sweeps, loopback TCP streams);
 with static pools (the default), then on a work-conserving cluster (training may
 also run on the serve cores: (a), (b), (b+c)) and with pools disabled (every node
 on every core: (a), (b)), each a fresh cluster (``--modes`` picks some). Before
@@ -20,6 +22,8 @@ samples/s of epochs 2-4).
 The generator runs as its own process on the cores the serve pool does not own, at
 nice -10 where permitted: a client on another machine is not slowed by this one's
 training, so neither may the client here be (it would measure itself, not Serve).
+Each run also reports where CPU time went meanwhile (``/proc/*/task/*/schedstat``):
+HAProxy's and the replica's CPU time and run-queue wait, and the busiest other processes.
 Prints medians over ``--repeats``, each scenario's p99 over the static pools' idle p99,
 and each mode's training throughput over the pools-disabled one.
 """
@@ -47,10 +51,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import private_cluster
+from _schedstat import Thread, all_pids, per_process, read_threads
 from serve_http import body_for, deploy_digits, register_models, wrk
 from train_ingest import spec_for, write_dataset
 
 from tandem.cluster import local
+from tandem.cluster.layout import THROUGHPUT_GROUP_NICENESS, THROUGHPUT_NICENESS
 from tandem.registry.manifest import Manifest
 from tandem.sdk import Client, Job
 from tandem.settings import Settings
@@ -175,20 +181,53 @@ def measure(
     rate: float,
     args: argparse.Namespace,
     cores: list[int],
+    serve_cores: list[int],
 ) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {name: [] for name in scenarios}
     for repeat in range(args.repeats):
         for name, background in scenarios.items():
+            labels: dict[Thread, str] = {}
             with background():
+                before = read_threads(all_pids(), labels, set(serve_cores))
                 result = open_loop(url, body, rate, args.seconds, cores, NODE)
+                after = read_threads(all_pids(), labels, set(serve_cores))
+            spent = per_process(before, after, labels)
+            result |= request_path_time(spent)
             runs[name].append(result)
             print(
                 f"repeat {repeat + 1} {name:<18} p50 {result['p50_ms']:7.2f} ms  "
                 f"p99 {result['p99_ms']:7.2f} ms  max {result['max_ms']:7.1f} ms  "
-                f"errors {result['errors']}  ({result['achieved_rps']:.0f} req/s)",
+                f"errors {result['errors']}  ({result['achieved_rps']:.0f} req/s)\n"
+                f"    {where_time_went(result, spent)}",
                 flush=True,
             )
     return runs
+
+
+REQUEST_PATH = {"haproxy": "haproxy[", "replica": "ray::ServeReplica:digits"}
+
+
+def request_path_time(spent: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """HAProxy's and the digits replica's CPU and run-queue wait (ms) over one run."""
+    times: dict[str, float] = {}
+    for part, prefix in REQUEST_PATH.items():
+        matching = [value for process, value in spent.items() if process.startswith(prefix)]
+        times[f"{part}_cpu_ms"] = sum(run for run, _ in matching)
+        times[f"{part}_wait_ms"] = sum(wait for _, wait in matching)
+    return times
+
+
+def where_time_went(result: dict, spent: dict[str, tuple[float, float]]) -> str:
+    """The request path's CPU and run-queue wait, and the busiest other processes."""
+    path = "; ".join(
+        f"{part} CPU {result[f'{part}_cpu_ms']:,.0f} ms, waited {result[f'{part}_wait_ms']:,.0f}"
+        for part in REQUEST_PATH
+    )
+    others = sorted(
+        (item for item in spent.items() if not item[0].startswith(tuple(REQUEST_PATH.values()))),
+        key=lambda item: -item[1][0],
+    )[:4]
+    return path + "; busiest others (CPU ms): " + ", ".join(f"{p} {t:,.0f}" for p, (t, _) in others)
 
 
 def serve_digits(settings: Settings) -> tuple[local.ClusterState, str, str]:
@@ -216,7 +255,12 @@ MODES = {  # name → (pinned, work_conserving)
 
 
 def scenarios_for(
-    mode: str, client: Client, train_data: Path, batch_inputs: Path, home: Path
+    mode: str,
+    client: Client,
+    train_data: Path,
+    batch_inputs: Path,
+    home: Path,
+    train_cores: list[int],
 ) -> dict[str, Callable[[], AbstractContextManager[None]]]:
     train = partial(training, client, train_data)
     batch = partial(batch_scoring, client, batch_inputs, home)
@@ -228,7 +272,56 @@ def scenarios_for(
         chosen["training + batch"] = partial(both, train, batch)
     if mode == "static":
         chosen["batch"] = batch
+        for name, code in SYNTHETIC.items():
+            chosen[name] = partial(synthetic_load, code, train_cores)
     return {f"{mode}: {name}": background for name, background in chosen.items()}
+
+
+SYNTHETIC = {
+    "2 busy loops": "while True: pass",
+    "2 memory sweeps": "import numpy as np\na = np.ones(8_000_000)\nwhile True: a *= 1.0000001",
+    "2 loopback streams": (
+        "import socket, threading\n"
+        "server = socket.create_server(('127.0.0.1', 0))\n"
+        "def drain():\n"
+        "    peer, _ = server.accept(); buffer = bytearray(1 << 20)\n"
+        "    while peer.recv_into(buffer): pass\n"
+        "threading.Thread(target=drain, daemon=True).start()\n"
+        "sender = socket.create_connection(server.getsockname()); chunk = b'x' * (1 << 20)\n"
+        "while True: sender.sendall(chunk)\n"
+    ),
+}
+"""Synthetic throughput work, two processes each: what any work on the train pool's cores
+costs serving, as a floor for the real jobs (a busy loop touches little but the core; a
+sweep over 64 MB also the caches and memory bus; a loopback TCP stream, as DDP's
+all-reduce and Ray's object transfers are, also the kernel's network processing)."""
+
+
+def throughput_process(cores: list[int]) -> None:
+    """Runs in a synthetic load's child before exec: started as a throughput node is (its
+    own session and scheduling group at the group's nice level, its workers' nice level,
+    the pool's cores)."""
+    os.setsid()
+    local.lower_group_priority(THROUGHPUT_GROUP_NICENESS)
+    os.nice(THROUGHPUT_NICENESS)
+    os.sched_setaffinity(0, set(cores))
+
+
+@contextmanager
+def synthetic_load(code: str, cores: list[int]) -> Iterator[None]:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], preexec_fn=partial(throughput_process, cores)
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(1)  # running
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def training_throughput(client: Client, data: Path, epochs: int = 4) -> float:
@@ -276,11 +369,21 @@ def main() -> None:
                     print(f"capacity {capacity:,.0f} req/s; offering {rate:,.0f} req/s", flush=True)
                 speeds[mode] = training_throughput(client, train_data)
                 print(f"{mode}: training {speeds[mode]:,.0f} samples/s, serving idle", flush=True)
-                scenarios = scenarios_for(mode, client, train_data, batch_inputs, settings.home)
-                runs |= measure(scenarios, url, body, rate, args, client_cores)
+                scenarios = scenarios_for(
+                    mode, client, train_data, batch_inputs, settings.home, state.cores["train"]
+                )
+                runs |= measure(
+                    scenarios, url, body, rate, args, client_cores, state.cores["serve"]
+                )
                 client.close()
+    medians = (
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        *(f"{part}_{t}_ms" for part in REQUEST_PATH for t in ("cpu", "wait")),
+    )
     summary = {
-        name: {k: statistics.median(r[k] for r in results) for k in ("p50_ms", "p99_ms", "max_ms")}
+        name: {k: statistics.median(r[k] for r in results) for k in medians}
         | {"errors": sum(r["errors"] for r in results)}
         for name, results in runs.items()
     }
@@ -288,7 +391,9 @@ def main() -> None:
     for name, row in summary.items():
         print(
             f"{name:<34} p50 {row['p50_ms']:7.2f}  p99 {row['p99_ms']:7.2f}  "
-            f"max {row['max_ms']:7.1f} ms  errors {row['errors']}"
+            f"max {row['max_ms']:7.1f} ms  errors {row['errors']}  "
+            f"HAProxy CPU {row['haproxy_cpu_ms']:,.0f} ms, waited {row['haproxy_wait_ms']:,.0f}; "
+            f"replica CPU {row['replica_cpu_ms']:,.0f} ms, waited {row['replica_wait_ms']:,.0f}"
         )
     # The baseline is the static cluster's idle p99 where it ran: the other modes' idle
     # runs follow a stopped job whose processes ran on the serve cores.

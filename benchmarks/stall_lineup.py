@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import private_cluster
+from _schedstat import Thread, all_pids, allowed_cores, read_threads
 from isolation import closed_loop_capacity, open_loop, serve_digits
 
 from tandem.cluster.layout import PortPlan
@@ -46,34 +47,6 @@ SAMPLE_S = 0.1
 WINDOW_MS = 100
 SLOWEST = 5
 LOOKBACK_MS = 200
-Thread = tuple[int, int]  # (pid, tid)
-
-
-def allowed_cores(pid: int) -> set[int]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M)
-    assert match
-    cores: set[int] = set()
-    for part in match.group(1).split(","):
-        low, _, high = part.partition("-")
-        cores.update(range(int(low), int(high or low) + 1))
-    return cores
-
-
-def process_label(pid: int, serve_cores: set[int]) -> str:
-    """The process's name; ``*`` marks one that may also run on other cores (its time
-    may not have been spent on the serve cores)."""
-    argv = [
-        arg.decode(errors="replace")
-        for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    ]
-    name = Path(argv[0]).name
-    scripts = [arg for arg in argv[1:] if arg and not arg.startswith("-")]
-    if name.startswith("python") and "-c" in argv:
-        name += " -c"
-    elif name.startswith("python") and scripts:  # name the script or module it runs
-        name = Path(scripts[0]).name
-    return f"{name}[{pid}]" + ("" if allowed_cores(pid) <= serve_cores else "*")
 
 
 class Sampler(threading.Thread):
@@ -109,21 +82,8 @@ class Sampler(threading.Thread):
         return total
 
     def sample(self) -> dict[Thread, tuple[int, int]]:
-        threads: dict[Thread, tuple[int, int]] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or not self.watched(pid := int(entry)):
-                continue
-            try:
-                for task in os.listdir(f"/proc/{pid}/task"):
-                    key = (pid, int(task))
-                    run, wait, _ = Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()
-                    threads[key] = (int(run), int(wait))
-                    if key not in self.labels:
-                        comm = Path(f"/proc/{pid}/task/{task}/comm").read_text().strip()
-                        self.labels[key] = f"{process_label(pid, self.serve_cores)}/{comm}"
-            except (OSError, ValueError):
-                continue  # exited while being read
-        return threads
+        pids = [pid for pid in all_pids() if self.watched(pid)]
+        return read_threads(pids, self.labels, self.serve_cores)
 
     def run(self) -> None:
         while not self._halt.is_set():
