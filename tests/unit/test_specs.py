@@ -111,3 +111,21 @@ def test_every_shipped_spec_file_is_valid() -> None:
     ]
     for path in files:
         validate_file(path)
+
+
+def test_validate_refuses_a_pool_tandem_does_not_know(tmp_path: Path) -> None:
+    """`tandem validate` catches a fourth pool (it used to fail only at `tandem up`)."""
+    config = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    config["available_node_types"]["extra"] = {
+        "resources": {"CPU": 4, "pool_extra": 1000},
+        "labels": {"tandem.io/pool": "extra"},
+        "node_config": {"InstanceType": "c6i.xlarge"},
+        "min_workers": 0,
+        "max_workers": 1,
+    }
+    with pytest.raises(SpecError) as info:
+        validate_file(write(tmp_path, config, "cluster.yaml"))
+    assert info.value.problems == [
+        "available_node_types.extra.resources: pool_extra names no pool; Tandem's pools are "
+        "train, serve, batch (resources pool_train, pool_serve, pool_batch)"
+    ]

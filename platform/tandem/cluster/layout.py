@@ -180,7 +180,7 @@ def split_cores(spec: ClusterSpec, cores: list[int]) -> dict[str, tuple[int, ...
     cores = sorted(cores)
     if len(cores) < 2:
         return {pool: tuple(cores) for pool in spec.pools}
-    weights = {pool: max(p.cpus, 1) for pool, p in spec.pools.items()}
+    weights: dict[str, int] = {pool: max(p.cpus, 1) for pool, p in spec.pools.items()}
     total = sum(weights.values())
     serve_share = max(1, min(len(cores) - 1, round(len(cores) * weights["serve"] / total)))
     serve_cores = tuple(cores[-serve_share:])
@@ -206,7 +206,7 @@ def split_cores(spec: ClusterSpec, cores: list[int]) -> dict[str, tuple[int, ...
 def gpu_weights(spec: ClusterSpec) -> dict[str, int]:
     """Each pool's claim on this machine's GPUs: its node type's ``GPU`` resource in
     cluster.yaml, or ``FALLBACK_GPU_WEIGHTS`` when no node type declares any."""
-    declared = {pool: p.gpus for pool, p in spec.pools.items() if p.gpus > 0}
+    declared: dict[str, int] = {pool: p.gpus for pool, p in spec.pools.items() if p.gpus > 0}
     if declared:
         return declared
     return {pool: weight for pool, weight in FALLBACK_GPU_WEIGHTS.items() if pool in spec.pools}
@@ -263,7 +263,9 @@ def plan_embedded(
     """The nodes of an embedded cluster on a machine with ``cores`` and ``gpus`` (the
     GPUs' ``CUDA_VISIBLE_DEVICES`` ids as this process sees them). ``work_conserving``:
     pools in ``BORROWS_IDLE_CORES`` may also run on their lender's cores."""
-    split = split_cores(spec, cores) if pinned else {p: tuple(sorted(cores)) for p in spec.pools}
+    split: dict[str, tuple[int, ...]] = (
+        split_cores(spec, cores) if pinned else {p: tuple(sorted(cores)) for p in spec.pools}
+    )
     gpu_split = split_gpus(gpu_weights(spec), list(gpus or []))
     # The head runs the control plane and job drivers; keep it off serve cores.
     head_cores = split.get("train") or tuple(sorted(cores))

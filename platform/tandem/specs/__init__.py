@@ -1,7 +1,7 @@
 """Typed specs for everything a user writes down: jobs, data, models, deployments, pools."""
 
 from tandem.specs.base import Spec, load
-from tandem.specs.cluster import ClusterSpec, PoolSpec, pool_resource
+from tandem.specs.cluster import ClusterSpec, Pool, PoolSpec, pool_resource
 from tandem.specs.dataset import DatasetSpec
 from tandem.specs.deployment import (
     AuthSpec,
@@ -31,6 +31,7 @@ __all__ = [
     "DeploymentSpec",
     "FailureSpec",
     "ModelSpec",
+    "Pool",
     "PoolSpec",
     "Precision",
     "ScalingSpec",

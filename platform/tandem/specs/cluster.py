@@ -8,6 +8,7 @@ resource, so on a real cluster it lands only on that node type.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ from tandem.specs.base import Spec, non_string_keys, parse, read_yaml
 
 POOL_LABEL = "tandem.io/pool"
 POOL_RESOURCE_PREFIX = "pool_"
-REQUIRED_POOLS = ("train", "serve", "batch")
+
+
+class Pool(StrEnum):
+    """The cluster's pools. Each value is the name cluster.yaml, the pool resource
+    (``pool_<name>``) and the node label use, so a ``Pool`` goes anywhere its string did."""
+
+    TRAIN = "train"
+    SERVE = "serve"
+    BATCH = "batch"
 
 
 def pool_resource(pool: str) -> str:
@@ -38,8 +47,8 @@ class PoolSpec(Spec):
 class ClusterSpec(Spec):
     cluster_name: str
     head_node_type: str
-    pools: dict[str, PoolSpec]
-    """Pool name → its node type; must contain train, serve and batch."""
+    pools: dict[Pool, PoolSpec]
+    """Pool → its node type; cluster.yaml must declare train, serve and batch."""
 
     @classmethod
     def from_launcher_config(cls, config: Any, source: str = "cluster.yaml") -> ClusterSpec:
@@ -54,6 +63,13 @@ class ClusterSpec(Spec):
                 if not key.startswith(POOL_RESOURCE_PREFIX):
                     continue
                 pool = key.removeprefix(POOL_RESOURCE_PREFIX)
+                if pool not in tuple(Pool):
+                    problems.append(
+                        f"available_node_types.{node_type}.resources: {key} names no pool; "
+                        f"Tandem's pools are {', '.join(Pool)} "
+                        f"(resources {', '.join(pool_resource(p) for p in Pool)})"
+                    )
+                    continue
                 label = body.get("labels", {}).get(POOL_LABEL)
                 if label != pool:
                     problems.append(
@@ -65,11 +81,11 @@ class ClusterSpec(Spec):
                     "cpus": resources.get("CPU", 0),
                     "gpus": resources.get("GPU", 0),
                 }
-        for pool in REQUIRED_POOLS:
+        for pool in Pool:  # each one is required
             if pool not in pools:
                 problems.append(
                     f"available_node_types: no node type carries resource "
-                    f"{pool_resource(pool)} for pool {pool!r}"
+                    f"{pool_resource(pool)} for pool {pool.value!r}"
                 )
         if problems:
             raise SpecError(source, problems)
