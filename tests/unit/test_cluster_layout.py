@@ -11,6 +11,7 @@ import pytest
 
 from tandem.cluster.layout import (
     HEAD,
+    POLICY,
     PORT_SPAN,
     THROUGHPUT_NICENESS,
     PortPlan,
@@ -24,9 +25,9 @@ from tandem.cluster.session import visible_gpu_ids
 from tandem.cluster.status import NodeStatus
 from tandem.errors import SpecError
 from tandem.settings import Settings
-from tandem.specs import ClusterSpec
+from tandem.specs import ClusterSpec, Pool
 from tandem.specs.base import read_yaml
-from tandem.specs.cluster import launcher_schema_problems
+from tandem.specs.cluster import POOL_LABEL, launcher_schema_problems
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,52 @@ def test_a_pool_without_matching_label_is_refused() -> None:
     with pytest.raises(SpecError) as info:
         ClusterSpec.from_launcher_config(config)
     assert any("available_node_types.serve.labels" in p for p in info.value.problems)
+
+
+def with_node_type(resources: dict[str, int], label: str) -> dict[str, object]:
+    """The repo's cluster.yaml with one more node type, ``extra``."""
+    config = read_yaml(REPO / "cluster.yaml")
+    config["available_node_types"]["extra"] = {
+        "resources": resources,
+        "labels": {POOL_LABEL: label},
+        "node_config": {"InstanceType": "c6i.2xlarge"},
+        "min_workers": 0,
+        "max_workers": 1,
+    }
+    return config
+
+
+@pytest.mark.parametrize("pool", ["extra", "head"])
+def test_a_pool_tandem_does_not_know_is_refused_by_name(pool: str) -> None:
+    """Before ``Pool``, a fourth pool passed validation and raised ``KeyError`` at ``tandem up``."""
+    config = with_node_type({"CPU": 2, f"pool_{pool}": 1000}, pool)
+    with pytest.raises(SpecError) as info:
+        ClusterSpec.from_launcher_config(config)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"available_node_types.extra.resources: pool_{pool} names no pool")
+    assert "train, serve, batch" in problem
+
+
+def test_pools_are_their_names_on_the_wire(spec: ClusterSpec) -> None:
+    assert list(spec.pools) == [Pool.TRAIN, Pool.SERVE, Pool.BATCH] == ["train", "serve", "batch"]
+    layout = plan_embedded(spec, [0, 1, 2, 3], port_base=30000)
+    serve = layout.node(Pool.SERVE)
+    assert serve.resources == {"pool_serve": 1000} and serve.labels == {POOL_LABEL: "serve"}
+    assert json.loads(json.dumps({node.name: node.labels for node in layout.nodes})) == {
+        "head": {POOL_LABEL: "head"},
+        "train": {POOL_LABEL: "train"},
+        "serve": {POOL_LABEL: "serve"},
+        "batch": {POOL_LABEL: "batch"},
+    }
+
+
+def test_the_policy_table_covers_the_head_and_every_pool(spec: ClusterSpec) -> None:
+    assert set(POLICY) == {HEAD, *Pool}
+    assert [name for name, policy in POLICY.items() if policy.latency_critical] == [HEAD, "serve"]
+    layout = plan_embedded(spec, [0, 1, 2, 3], port_base=30000)
+    for index, node in enumerate(layout.nodes):  # every node's command reads its policy
+        command = node_command(node, layout, index, Path("/tmp/t"))
+        assert any(arg.startswith("--object-store-memory=") for arg in command)
 
 
 def test_two_cores_keep_serve_alone(spec: ClusterSpec) -> None:

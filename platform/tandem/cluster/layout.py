@@ -4,7 +4,8 @@ Pure logic, unit-tested without Ray. On one machine Tandem runs one raylet per
 pool, each started under a CPU affinity; every worker it forks inherits that
 affinity, so a pool's processes run only on its cores (work-conserving clusters let
 training also use the serve cores at its scheduling group's lowest weight:
-``BORROWS_IDLE_CORES``). GPUs are split the same way: each pool node is started
+``NodePolicy.borrows_idle_cores_of``). How each pool is treated is written down once,
+in ``POLICY``. GPUs are split the same way: each pool node is started
 with ``CUDA_VISIBLE_DEVICES`` naming only its own GPUs, so no GPU is ever
 advertised to two pools.
 """
@@ -14,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tandem.settings import SERVE_HTTP_OFFSET
+from tandem.specs import Pool
 from tandem.specs.cluster import POOL_LABEL, ClusterSpec, pool_resource
 
 HEAD = "head"
+"""The head node's name and its ``tandem.io/pool`` label: it runs the control plane, and no
+work asks for it as a pool, but it has a policy like one."""
 # Logical CPUs a pool node advertises per physical core. Logical CPUs are Ray's
 # bookkeeping only: oversubscribing lets Ray Data's read tasks run beside train
 # workers that reserve whole CPUs, while the affinity keeps the pool physical.
@@ -25,19 +29,70 @@ MIN_LOGICAL_CPUS = 4
 POOL_RESOURCE_UNITS = 1000
 PORT_SPAN = 1000
 """Ports one embedded cluster uses, from its base (four nodes at most)."""
-LATENCY_CRITICAL = (HEAD, "serve")
 THROUGHPUT_NICENESS = 15
+"""Nice level of a throughput node's Ray workers (see ``NodePlan.worker_niceness``)."""
 THROUGHPUT_GROUP_NICENESS = 19
 """Nice level of a throughput node's scheduling group (see ``NodePlan.group_niceness``)."""
-BORROWS_IDLE_CORES = {"train": "serve"}
-"""Work-conserving pools (``tandem up --work-conserving``): borrower → lender. The borrower
-may also run on the lender's cores, in Linux's idle scheduling class
-(``NodePlan.idle_class``). Off by default (measured in docs/performance.md)."""
-GPU_PRIORITY = ("train", "serve", "batch")
-"""Who gets a GPU first when there are fewer GPUs than pools that want one: training
-needs one most (its throughput scales with it), serving next."""
-FALLBACK_GPU_WEIGHTS = {"train": 1, "serve": 1}
-"""GPU shares when no node type in cluster.yaml declares GPUs: train and serve halves."""
+
+
+@dataclass(frozen=True)
+class NodePolicy:
+    """How the embedded cluster treats one node: the head or a pool's."""
+
+    latency_critical: bool
+    """Whether it is on the request path. A latency-critical pool gets cores of its own
+    whenever there are two or more; the others share what is left when there are too
+    few. Its workers and scheduling group keep the default priority, the others' yield
+    (``worker_niceness``, ``group_niceness``)."""
+    object_store_share: float
+    """Share of the machine's memory for the node's object store."""
+    support_in_idle_class: bool = False
+    """Whether Ray's support processes on the node run in the idle scheduling class
+    (``NodePlan.support_in_idle_class``)."""
+    gpu_rank: int | None = None
+    """Who gets a GPU first when there are fewer GPUs than pools that want one (0 first):
+    training needs one most (its throughput scales with it), serving next. None: the head,
+    which never gets one."""
+    fallback_gpu_weight: int = 0
+    """Its claim on the GPUs when no node type in cluster.yaml declares any."""
+    borrows_idle_cores_of: Pool | None = None
+    """Work-conserving pools (``tandem up --work-conserving``): the pool whose cores this
+    one may also run on, in Linux's idle scheduling class (``NodePlan.idle_class``). Off by
+    default (measured in docs/performance.md)."""
+
+    @property
+    def worker_niceness(self) -> int:
+        return 0 if self.latency_critical else THROUGHPUT_NICENESS
+
+    @property
+    def group_niceness(self) -> int:
+        return 0 if self.latency_critical else THROUGHPUT_GROUP_NICENESS
+
+
+POLICY: dict[str, NodePolicy] = {
+    HEAD: NodePolicy(latency_critical=True, object_store_share=0.02),
+    Pool.TRAIN: NodePolicy(
+        latency_critical=False,
+        object_store_share=0.10,
+        gpu_rank=0,
+        fallback_gpu_weight=1,
+        borrows_idle_cores_of=Pool.SERVE,
+    ),
+    Pool.SERVE: NodePolicy(
+        latency_critical=True,
+        object_store_share=0.03,
+        support_in_idle_class=True,
+        gpu_rank=1,
+        fallback_gpu_weight=1,
+    ),
+    Pool.BATCH: NodePolicy(latency_critical=False, object_store_share=0.06, gpu_rank=2),
+}
+"""Every node's policy, the head's and each pool's: the one place it is written down. The
+sizes of the core and GPU shares are not policy but cluster.yaml's: each pool's node type's
+``CPU`` and ``GPU`` resources (``split_cores``, ``gpu_weights``)."""
+HEAD_SHARES_CORES_WITH = Pool.TRAIN
+"""The head runs the control plane and job drivers: on the training cores, never on the
+latency-critical pool's."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +160,7 @@ class NodePlan:
     labels: dict[str, str] = field(default_factory=dict)
     borrowed_cores: tuple[int, ...] = ()
     """Another pool's cores this node may also run on, when that pool leaves them idle
-    (``BORROWS_IDLE_CORES``)."""
+    (``NodePolicy.borrows_idle_cores_of``)."""
 
     @property
     def affinity(self) -> tuple[int, ...]:
@@ -125,7 +180,7 @@ class NodePlan:
         machine, every core when pools are not pinned), the request path must win:
         the head runs HAProxy and Serve's controller, so head and serve workers
         keep the default priority and train/batch workers yield to them."""
-        return 0 if self.name in LATENCY_CRITICAL else THROUGHPUT_NICENESS
+        return POLICY[self.name].worker_niceness
 
     @property
     def group_niceness(self) -> int:
@@ -137,7 +192,7 @@ class NodePlan:
         with the head's HAProxy. Lowering the group's priority makes the whole node yield
         (measured by hand: two busy nice-19 sessions beside the request path doubled its
         p99; at group nice 19 it was back within 15%)."""
-        return 0 if self.name in LATENCY_CRITICAL else THROUGHPUT_GROUP_NICENESS
+        return POLICY[self.name].group_niceness
 
     @property
     def support_in_idle_class(self) -> bool:
@@ -145,7 +200,7 @@ class NodePlan:
         agents, its log monitor) run in the idle scheduling class: on the serve node, where
         they share the replicas' cores. Measured there: the dashboard agent used 7-8% of
         the serve core in bursts of 100-200 ms that lined up with the slowest requests."""
-        return self.name in LATENCY_CRITICAL and self.name != HEAD
+        return POLICY[self.name].support_in_idle_class
 
     @property
     def idle_class(self) -> bool:
@@ -173,20 +228,22 @@ class EmbeddedLayout:
 def split_cores(spec: ClusterSpec, cores: list[int]) -> dict[str, tuple[int, ...]]:
     """Give each pool cores in proportion to its CPUs in cluster.yaml.
 
-    Serving is latency-critical, so ``serve`` always gets cores of its own when
-    there are at least two; the throughput pools (train, batch) then share what
-    is left when there are too few cores for each to own some.
+    The latency-critical pool (serve) always gets cores of its own when there are
+    at least two; the throughput pools (train, batch) then share what is left when
+    there are too few cores for each to own some.
     """
     cores = sorted(cores)
     if len(cores) < 2:
         return {pool: tuple(cores) for pool in spec.pools}
     weights: dict[str, int] = {pool: max(p.cpus, 1) for pool, p in spec.pools.items()}
     total = sum(weights.values())
-    serve_share = max(1, min(len(cores) - 1, round(len(cores) * weights["serve"] / total)))
-    serve_cores = tuple(cores[-serve_share:])
-    rest = cores[:-serve_share]
-    others = [pool for pool in spec.pools if pool != "serve"]
-    split: dict[str, tuple[int, ...]] = {"serve": serve_cores}
+    critical = [pool for pool in spec.pools if POLICY[pool].latency_critical]
+    assert len(critical) == 1, f"one latency-critical pool gets its own cores, not {critical}"
+    alone = critical[0]
+    alone_share = max(1, min(len(cores) - 1, round(len(cores) * weights[alone] / total)))
+    rest = cores[:-alone_share]
+    others = [pool for pool in spec.pools if pool != alone]
+    split: dict[str, tuple[int, ...]] = {alone: tuple(cores[-alone_share:])}
     if len(rest) < len(others):
         return split | {pool: tuple(rest) for pool in others}
     other_total = sum(weights[p] for p in others)
@@ -205,11 +262,12 @@ def split_cores(spec: ClusterSpec, cores: list[int]) -> dict[str, tuple[int, ...
 
 def gpu_weights(spec: ClusterSpec) -> dict[str, int]:
     """Each pool's claim on this machine's GPUs: its node type's ``GPU`` resource in
-    cluster.yaml, or ``FALLBACK_GPU_WEIGHTS`` when no node type declares any."""
+    cluster.yaml, or its ``NodePolicy.fallback_gpu_weight`` when no node type declares any."""
     declared: dict[str, int] = {pool: p.gpus for pool, p in spec.pools.items() if p.gpus > 0}
     if declared:
         return declared
-    return {pool: weight for pool, weight in FALLBACK_GPU_WEIGHTS.items() if pool in spec.pools}
+    fallback = {pool: POLICY[pool].fallback_gpu_weight for pool in spec.pools}
+    return {pool: weight for pool, weight in fallback.items() if weight > 0}
 
 
 def split_gpus(weights: dict[str, int], gpus: list[str]) -> dict[str, tuple[str, ...]]:
@@ -218,7 +276,7 @@ def split_gpus(weights: dict[str, int], gpus: list[str]) -> dict[str, tuple[str,
     With at least one GPU per weighted pool: proportional shares, rounded by largest
     remainder, and every weighted pool gets at least one (taken from the pool with the
     most). With fewer GPUs than weighted pools: one each, in order of weight, ties in
-    ``GPU_PRIORITY`` order, so a single GPU goes to train unless another pool declares
+    ``NodePolicy.gpu_rank`` order, so a single GPU goes to train unless another pool declares
     more GPUs than train does. Pools with no weight get none. Each pool's GPUs are
     consecutive in the order given.
     """
@@ -249,7 +307,8 @@ def split_gpus(weights: dict[str, int], gpus: list[str]) -> dict[str, tuple[str,
 
 
 def _priority(pool: str) -> int:
-    return GPU_PRIORITY.index(pool) if pool in GPU_PRIORITY else len(GPU_PRIORITY)
+    rank = POLICY[pool].gpu_rank if pool in POLICY else None
+    return len(POLICY) if rank is None else rank
 
 
 def plan_embedded(
@@ -262,17 +321,16 @@ def plan_embedded(
 ) -> EmbeddedLayout:
     """The nodes of an embedded cluster on a machine with ``cores`` and ``gpus`` (the
     GPUs' ``CUDA_VISIBLE_DEVICES`` ids as this process sees them). ``work_conserving``:
-    pools in ``BORROWS_IDLE_CORES`` may also run on their lender's cores."""
+    a pool with ``NodePolicy.borrows_idle_cores_of`` may also run on its lender's cores."""
     split: dict[str, tuple[int, ...]] = (
         split_cores(spec, cores) if pinned else {p: tuple(sorted(cores)) for p in spec.pools}
     )
     gpu_split = split_gpus(gpu_weights(spec), list(gpus or []))
-    # The head runs the control plane and job drivers; keep it off serve cores.
-    head_cores = split.get("train") or tuple(sorted(cores))
+    head_cores = split.get(HEAD_SHARES_CORES_WITH) or tuple(sorted(cores))
     nodes = [NodePlan(HEAD, head_cores, num_cpus=0, labels={POOL_LABEL: HEAD})]
     for pool in spec.pools:
         pool_cores = split[pool]
-        lender = BORROWS_IDLE_CORES.get(pool) if pinned and work_conserving else None
+        lender = POLICY[pool].borrows_idle_cores_of if pinned and work_conserving else None
         borrowed = tuple(c for c in split.get(lender or "", ()) if c not in pool_cores)
         nodes.append(
             NodePlan(

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tandem.cluster.ingress import create_haproxy_state_dir, serve_env, stop_haproxy
-from tandem.cluster.layout import HEAD, EmbeddedLayout, NodePlan
+from tandem.cluster.layout import HEAD, POLICY, EmbeddedLayout, NodePlan
 from tandem.errors import ClusterError
 from tandem.settings import LOOPBACK, Settings
 
@@ -33,8 +33,6 @@ STOP_TIMEOUT_S = 10.0
 SUPPORT_PROCESSES = (b"ray::DashboardAgent", b"ray::RuntimeEnvAgent", b"log_monitor.py")
 """How Ray's per-node support processes show in their command lines (Ray 2.60)."""
 SUPPORT_START_S = 10.0
-# Shares of the machine's memory for each node's object store.
-OBJECT_STORE_SHARE = {HEAD: 0.02, "train": 0.10, "batch": 0.06, "serve": 0.03}
 MIN_OBJECT_STORE_BYTES = 128 * 1024**2
 HEALTH_CHECK_TIMEOUT_MS = 60_000
 """How long the GCS waits for a raylet's health-check answer (Ray's default: 10 s)."""
@@ -169,7 +167,8 @@ def node_env(plan: NodePlan) -> dict[str, str]:
 def node_command(plan: NodePlan, layout: EmbeddedLayout, index: int, temp_dir: Path) -> list[str]:
     ports = layout.ports
     low, high = ports.worker_port_range(index)
-    store = max(MIN_OBJECT_STORE_BYTES, int(_total_memory_bytes() * OBJECT_STORE_SHARE[plan.name]))
+    share = POLICY[plan.name].object_store_share
+    store = max(MIN_OBJECT_STORE_BYTES, int(_total_memory_bytes() * share))
     ray = str(Path(sys.executable).parent / "ray")
     command = [ray, "start", "--block", "--disable-usage-stats"]
     if plan.name == HEAD:

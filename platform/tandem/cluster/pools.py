@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 
 from tandem.cluster.layout import THROUGHPUT_NICENESS
+from tandem.specs import Pool
 from tandem.specs.cluster import POOL_LABEL, pool_resource
 
 POOL_SLIVER = 0.001
-OFF_SERVE = {POOL_LABEL: "!serve"}
+OFF_SERVE = {POOL_LABEL: f"!{Pool.SERVE}"}
 """Ray label selector for work that may run on any node but a serve node."""
 
 
