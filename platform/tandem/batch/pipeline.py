@@ -30,9 +30,9 @@ from tandem.models import device_here, load_runner, output_names
 from tandem.registry.manifest import Manifest
 from tandem.registry.store import Registry
 from tandem.settings import Settings
-from tandem.specs import Precision
+from tandem.specs import Pool, Precision
 
-POOL = "batch"
+POOL = Pool.BATCH
 PROGRESS_EVERY_S = 5.0
 
 Progress = Callable[[int, float], None]

@@ -17,7 +17,7 @@ OFF_SERVE = {POOL_LABEL: f"!{Pool.SERVE}"}
 """Ray label selector for work that may run on any node but a serve node."""
 
 
-def pool_resources(pool: str) -> dict[str, float]:
+def pool_resources(pool: Pool) -> dict[str, float]:
     """Custom resources that pin work to ``pool``."""
     return {pool_resource(pool): POOL_SLIVER}
 
@@ -40,7 +40,7 @@ def keep_data_off_serve() -> None:
     context.execution_options.label_selector = dict(OFF_SERVE)
 
 
-def pool_options(pool: str, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:
+def pool_options(pool: Pool, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:
     """``.options(...)`` keyword arguments for a task or actor in ``pool``."""
     return {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": pool_resources(pool)}
 

@@ -9,6 +9,7 @@ import ray
 from ray.util import state as ray_state
 
 from tandem.errors import SpecError
+from tandem.specs import Pool
 from tandem.specs.cluster import POOL_LABEL
 
 
@@ -75,7 +76,7 @@ def collect(
     return ClusterStatus(address=address, nodes=nodes)
 
 
-def pool_gpus(pool: str) -> float:
+def pool_gpus(pool: Pool) -> float:
     """GPUs of the pool's largest alive node: the most one task or actor there can get
     (``ray.init`` must have been called)."""
     return max(
@@ -88,14 +89,14 @@ def pool_gpus(pool: str) -> float:
     )
 
 
-def require_pool_gpus(pool: str, wanted: float, field: str) -> None:
+def require_pool_gpus(pool: Pool, wanted: float, field: str) -> None:
     """Refuse GPU work the embedded cluster's pool can never place (Ray would wait for it
     forever); ``field`` names the spec field asking for ``wanted`` GPUs. A launcher-built
     cluster may add GPU nodes on demand, so callers check only the embedded one."""
     check_gpus(pool, pool_gpus(pool), wanted, field)
 
 
-def check_gpus(pool: str, available: float, wanted: float, field: str) -> None:
+def check_gpus(pool: Pool, available: float, wanted: float, field: str) -> None:
     """``SpecError`` naming ``field`` when ``wanted`` GPUs exceed the pool's ``available``."""
     if wanted > available:
         raise SpecError(

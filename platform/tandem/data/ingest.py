@@ -25,9 +25,10 @@ from tandem.errors import SpecError
 from tandem.preprocess import gather, model_array
 from tandem.preprocess.inputs import feature_matrix
 from tandem.registry import DatasetRef, InputSchema, TargetSchema
+from tandem.specs import Pool
 from tandem.specs.dataset import DatasetSpec
 
-POOL = "train"
+POOL = Pool.TRAIN
 # Preprocessed data up to this size is computed once and kept in the object
 # store: every epoch then streams ready tensors instead of re-reading Parquet.
 # Larger data streams from storage each epoch (read overlapping compute).

@@ -25,8 +25,9 @@ from tandem.models import ModelRunner, load_runner
 from tandem.preprocess import gather
 from tandem.registry import Manifest, Registry
 from tandem.settings import Settings
+from tandem.specs import Pool
 
-POOL = "batch"
+POOL = Pool.BATCH
 TASK_CPUS = 1
 CHUNK_ROWS = 1024
 """Rows read and scored at a time: bounded memory for image inputs, few calls for tabular."""

@@ -39,6 +39,7 @@ from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
 from tandem.serve.service import ModelService, Outputs, json_response
 from tandem.settings import Settings
+from tandem.specs import Pool
 from tandem.specs.base import parse
 from tandem.specs.deployment import AuthSpec, DeploymentSpec
 
@@ -77,7 +78,7 @@ def deployment_options(spec: DeploymentSpec, live: LiveVersions) -> dict[str, An
         "ray_actor_options": {
             "num_cpus": spec.cpus_per_replica,
             "num_gpus": spec.gpus_per_replica,
-            "resources": pool_resources("serve"),
+            "resources": pool_resources(Pool.SERVE),
         },
         "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         # Requests take milliseconds: a replica being replaced drains fast.
@@ -180,7 +181,7 @@ class GatewaySpec(BaseModel):
 @serve.deployment(
     name=GATEWAY_DEPLOYMENT,
     num_replicas=1,
-    ray_actor_options={"num_cpus": 0, "resources": pool_resources("serve")},
+    ray_actor_options={"num_cpus": 0, "resources": pool_resources(Pool.SERVE)},
 )
 class Gateway:
     """Server-wide endpoints; every path no model app claims ends here."""

@@ -42,6 +42,7 @@ from tandem.serve.resolve import (
 )
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
+from tandem.specs import Pool
 from tandem.specs.base import load
 from tandem.specs.deployment import MODEL_APP_IMPORT_PATH, CanarySpec, DeploymentSpec, ShadowSpec
 
@@ -218,7 +219,7 @@ def deploy(spec: DeploymentSpec | str | dict[str, Any], settings: Settings) -> D
     live = verified_live_versions(parsed, open_registry(parsed, settings))
     _connect(settings)
     if parsed.gpus_per_replica > 0 and settings.embedded:
-        require_pool_gpus("serve", parsed.gpus_per_replica, "gpus_per_replica")
+        require_pool_gpus(Pool.SERVE, parsed.gpus_per_replica, "gpus_per_replica")
     models = _model_configs()
     models[parsed.model] = model_app_config(parsed, live)
     _apply(settings, models, [parsed.model])

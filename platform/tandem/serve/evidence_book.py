@@ -21,6 +21,7 @@ import ray
 
 from tandem.cluster.pools import pool_resources
 from tandem.serve.evidence import EvidenceAccumulator, EvidenceLog, Record, RolloutEvidence
+from tandem.specs import Pool
 
 NAMESPACE = "tandem"
 FLUSH_PERIOD_S = 1.0
@@ -58,7 +59,7 @@ def open_book(model: str) -> Any:
         lifetime="detached",
         get_if_exists=True,
         num_cpus=0,
-        resources=pool_resources("serve"),
+        resources=pool_resources(Pool.SERVE),
     ).remote()
 
 

@@ -30,7 +30,7 @@ class Pool(StrEnum):
     BATCH = "batch"
 
 
-def pool_resource(pool: str) -> str:
+def pool_resource(pool: Pool) -> str:
     """The custom Ray resource that marks a node of ``pool``."""
     return f"{POOL_RESOURCE_PREFIX}{pool}"
 

@@ -23,6 +23,7 @@ from tandem.data.ingest import CheckedData, PreparedData
 from tandem.models import pack, resolve_factory, user_package
 from tandem.registry import CodeRef, Lineage, Manifest, Registry, WeightsRef
 from tandem.settings import Settings
+from tandem.specs import Pool
 from tandem.specs.train import TrainJobSpec
 from tandem.train.provenance import package_versions, source_tree
 from tandem.train.runs import RunStore
@@ -80,7 +81,7 @@ def run(
     code = pack(package[1]) if package is not None else None
     session.connect(settings)
     if spec.scaling.use_gpu and settings.embedded:
-        require_pool_gpus("train", spec.scaling.num_workers, "scaling.num_workers")
+        require_pool_gpus(Pool.TRAIN, spec.scaling.num_workers, "scaling.num_workers")
     print(f"run {run_id}: {spec.scaling.num_workers} workers, storage {runs.uri}", flush=True)
     runs.write_spec(run_id, spec.model_dump(mode="json"))
     runs.started(run_id, spec.name, submission_id)

@@ -12,6 +12,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from tandem.cluster.pools import OFF_SERVE, pool_resources
 from tandem.data.ingest import PreparedData
+from tandem.specs import Pool
 from tandem.specs.train import TrainJobSpec
 from tandem.train import checkpoint
 from tandem.train.loop import LoopConfig, train_loop_per_worker
@@ -76,7 +77,10 @@ def fit(spec: TrainJobSpec, data: PreparedData, runs: RunStore, run_id: str) -> 
         scaling_config=ScalingConfig(
             num_workers=spec.scaling.num_workers,
             use_gpu=spec.scaling.use_gpu,
-            resources_per_worker={"CPU": spec.scaling.cpus_per_worker, **pool_resources("train")},
+            resources_per_worker={
+                "CPU": spec.scaling.cpus_per_worker,
+                **pool_resources(Pool.TRAIN),
+            },
         ),
         run_config=RunConfig(
             name=run_id,
