@@ -12,6 +12,7 @@ import ray
 
 from tandem.cluster import local
 from tandem.cluster.layout import EmbeddedLayout, plan_embedded
+from tandem.defaults import cluster_file
 from tandem.errors import ClusterError
 from tandem.settings import Settings
 from tandem.specs.cluster import ClusterSpec
@@ -38,18 +39,9 @@ def embedded_layout(
 
 
 def default_cluster_spec() -> ClusterSpec:
-    """Pools used when no cluster.yaml is at hand (same shape as the repo's cluster.yaml)."""
-    return ClusterSpec.model_validate(
-        {
-            "cluster_name": "tandem",
-            "head_node_type": "head",
-            "pools": {
-                "train": {"node_type": "train", "cpus": 16},
-                "serve": {"node_type": "serve", "cpus": 8},
-                "batch": {"node_type": "batch", "cpus": 8},
-            },
-        }
-    )
+    """Pools used when no cluster.yaml is at hand: the repository's, shipped in the package."""
+    with cluster_file() as path:
+        return ClusterSpec.from_file(path)
 
 
 def _local_gpus() -> list[str]:
