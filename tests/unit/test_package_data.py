@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,20 @@ import yaml
 
 from tandem.cluster import session
 from tandem.cluster.session import default_cluster_spec
-from tandem.defaults import cluster_file
+from tandem.defaults import cluster_file, recipe
+from tandem.sdk.quickstart import DEPLOYMENT, TRAIN_SPEC
 from tandem.settings import Settings
 from tandem.specs import ClusterSpec
+from tandem.specs.files import validate_file
 
 REPO = Path(__file__).resolve().parents[2]
+PACKAGED = files("tandem.defaults")
+
+
+def recipes() -> list[str]:
+    """Every shipped recipe, by its path in the repository."""
+    root = Path(str(PACKAGED / "recipes"))
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*.yaml"))
 
 
 def parsed(path: Path) -> object:
@@ -24,6 +34,17 @@ def parsed(path: Path) -> object:
 def test_the_packaged_cluster_file_is_the_repositorys() -> None:
     with cluster_file() as path:
         assert parsed(path) == parsed(REPO / "cluster.yaml")
+
+
+def test_the_quickstart_recipes_are_shipped() -> None:
+    assert {TRAIN_SPEC, DEPLOYMENT} <= set(recipes())
+
+
+@pytest.mark.parametrize("name", recipes())
+def test_each_recipe_is_the_repositorys_file_at_its_path(name: str) -> None:
+    with recipe(name) as path:
+        assert parsed(path) == parsed(REPO / name)
+        validate_file(path)
 
 
 def test_the_default_pools_are_cluster_yamls() -> None:

@@ -1,7 +1,9 @@
 """Files Tandem ships inside the package, so an installed Tandem has them without a checkout.
 
-``cluster.yaml`` is the pools the embedded cluster mirrors when no cluster file is at hand:
-a copy of the repository's own, which users pass to ``ray up``;
+``cluster.yaml`` is the pools the embedded cluster mirrors when no cluster file is at hand;
+``recipes/`` holds what ``tandem quickstart`` trains and deploys, at the paths the repository
+keeps them (``jobs/specs/…``, ``deployments/…``). Each is a copy of the repository's own file,
+which users pass to ``ray up``, ``ray job submit`` and ``serve deploy``;
 tests/unit/test_package_data.py keeps the two equal.
 """
 
@@ -17,4 +19,10 @@ def cluster_file() -> AbstractContextManager[Path]:
     return as_file(files(__name__) / "cluster.yaml")
 
 
-__all__ = ["cluster_file"]
+def recipe(path: str) -> AbstractContextManager[Path]:
+    """A shipped recipe by its repository path (``jobs/specs/digits-mlp.yaml``), as a path on
+    disk while the context is open."""
+    return as_file(files(__name__).joinpath("recipes", *path.split("/")))
+
+
+__all__ = ["cluster_file", "recipe"]

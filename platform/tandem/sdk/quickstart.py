@@ -16,12 +16,13 @@ import pandas as pd
 
 from tandem.data import write_digits
 from tandem.data.digits import FEATURES
+from tandem.defaults import recipe
 from tandem.registry.manifest import Manifest
 from tandem.sdk.client import Client
 
-REPO = Path(__file__).resolve().parents[3]
-TRAIN_SPEC = REPO / "jobs" / "specs" / "digits-mlp.yaml"
-DEPLOYMENT = REPO / "deployments" / "digits-mlp.yaml"
+TRAIN_SPEC = "jobs/specs/digits-mlp.yaml"
+DEPLOYMENT = "deployments/digits-mlp.yaml"
+"""The recipes it trains and deploys, shipped in the package (``tandem.defaults.recipe``)."""
 DATA = "data/digits"
 CONCURRENCY = 8
 """Requests in flight at once: a closed loop, so load is bounded however fast the server is."""
@@ -119,21 +120,32 @@ def timed_load(
 def run(
     client: Client, say: Callable[[str], None], show_logs: Callable[[str], None]
 ) -> QuickstartReport:
+    with recipe(TRAIN_SPEC) as train_spec, recipe(DEPLOYMENT) as deployment:
+        return run_recipes(client, train_spec, deployment, say, show_logs)
+
+
+def run_recipes(
+    client: Client,
+    train_spec: Path,
+    deployment: Path,
+    say: Callable[[str], None],
+    show_logs: Callable[[str], None],
+) -> QuickstartReport:
     started = time.monotonic()
     say("starting the embedded cluster")
     client.up()
     data = client.settings.resolve_uri(DATA)
     counts = write_digits(data)
     say(f"wrote digits: {counts['train']} train, {counts['validation']} validation rows → {data}")
-    say(f"training {TRAIN_SPEC.name} with 2 DDP workers in the train pool")
-    job = client.submit(TRAIN_SPEC)
+    say(f"training {train_spec.name} with 2 DDP workers in the train pool")
+    job = client.submit(train_spec)
     for chunk in job.logs(follow=True):
         show_logs(chunk)
     manifest = job.wait()
     say(f"registered {manifest.name} v{manifest.version}")
     client.promote(manifest.name, manifest.version, alias="production")
-    say(f"promoted v{manifest.version} to production; deploying {DEPLOYMENT.name}")
-    client.deploy(DEPLOYMENT)
+    say(f"promoted v{manifest.version} to production; deploying {deployment.name}")
+    client.deploy(deployment)
     validation = pd.read_parquet(f"{data}/validation.parquet")
     rows = validation[FEATURES].to_numpy(dtype=np.float32)
     say(f"sending {len(rows)} validation rows over HTTP, {CONCURRENCY} in flight")
