@@ -64,10 +64,10 @@ def run_setup(commands: list[str], mount: Path, env: dict[str, str]) -> None:
 def test_cluster_yaml_passes_ray_ups_checks() -> None:
     """``ray up`` runs prepare_config then validate_config; the token steps survive the
     merge of setup_commands, and the head still installs boto3 (Ray's AWS default)."""
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    from tandem.ray_private import prepare_cluster_config, validate_cluster_config
 
-    config = prepare_config(launcher_config())
-    validate_config(config)
+    config = prepare_cluster_config(launcher_config())
+    validate_cluster_config(config)
     head_setup = " ".join(config["head_setup_commands"])
     assert "boto3" in head_setup
     assert "ray get-auth-token --generate" in head_setup

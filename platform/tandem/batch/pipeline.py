@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import ray.data
 import torch
 from ray.data import ActorPoolStrategy, DataContext
 
@@ -22,8 +21,9 @@ from tandem.batch.config import ROW_INDEX_COLUMN, BatchPredictSpec
 from tandem.batch.output import BatchResult, ScoredParquet
 from tandem.batch.transform import RowIndex, Scorer, input_columns
 from tandem.cluster import session
-from tandem.cluster.pools import keep_data_off_serve, pool_resources, usable_cores
+from tandem.cluster.pools import pool_resources, usable_cores
 from tandem.cluster.status import require_pool_gpus
+from tandem.data import read_parquet
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
 from tandem.models import device_here, load_runner, output_names
@@ -125,13 +125,7 @@ def run(
     context = DataContext.get_current()
     # The driver numbers rows as batches arrive, so they must arrive in input order.
     context.execution_options.preserve_order = True
-    keep_data_off_serve()
-    scored = ray.data.read_parquet(
-        list(source.files),
-        filesystem=source.arrow_fs,
-        columns=checked.columns,
-        resources=pool_resources(POOL),
-    ).map_batches(
+    scored = read_parquet(source, checked.columns, POOL).map_batches(
         ScoringActor,
         fn_constructor_kwargs={
             "storage": spec.storage,

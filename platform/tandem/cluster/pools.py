@@ -21,24 +21,6 @@ def pool_resources(pool: str) -> dict[str, float]:
     return {pool_resource(pool): POOL_SLIVER}
 
 
-def keep_data_off_serve() -> None:
-    """Keep every task and actor of this process's Ray Data pipelines off the serve nodes.
-
-    Ray Data starts some tasks without the resources a read asks for. Its V2 Parquet
-    source lists files in such a task, so the V1 source is used (it reads footers in the
-    driver and runs every read task with the read's resources). V1's Parquet sampling
-    still runs SPREAD-scheduled, and each training or batch job started a worker process
-    on the serve node (found by listing the serve node's tasks during the isolation
-    benchmark: one ``_fetch_parquet_file_info`` per job, and two worker start-ups, each a
-    second or more of the serve core at the request path's priority): the context's label
-    selector reaches every task and actor a Dataset launches."""
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.use_datasource_v2 = False
-    context.execution_options.label_selector = dict(OFF_SERVE)
-
-
 def pool_options(pool: str, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:
     """``.options(...)`` keyword arguments for a task or actor in ``pool``."""
     return {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": pool_resources(pool)}

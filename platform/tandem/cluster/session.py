@@ -102,12 +102,11 @@ def use_embedded_auth(settings: Settings) -> None:
             "RAY_AUTH_TOKEN_PATH": str(settings.auth_token_path),
         }
     )
-    # Ray reads its auth mode into a cached config when it is imported; refresh
-    # it the way Ray's own `_enable_token_auth` does, so the new mode applies.
-    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+    # Ray reads its auth mode into a cached config when it is imported; refresh it so the
+    # new mode applies.
+    from tandem import ray_private
 
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
+    ray_private.reset_auth_cache()
 
 
 def _embedded_state(settings: Settings, start: bool) -> local.ClusterState:

@@ -113,6 +113,6 @@ def _internal(resource: str) -> bool:
 
 
 def _available_by_node() -> dict[str, dict[str, float]]:
-    from ray._private.state import state as global_state
+    from tandem import ray_private
 
-    return dict(global_state.available_resources_per_node())
+    return ray_private.available_resources_per_node()

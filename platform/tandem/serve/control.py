@@ -19,10 +19,9 @@ from typing import Any
 
 import httpx
 from ray import serve
-from ray.serve._private.client import ServeControllerClient
-from ray.serve.context import _get_global_client
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySchema
 
+from tandem import ray_private
 from tandem.cluster import session
 from tandem.cluster.local import ClusterState
 from tandem.cluster.status import require_pool_gpus
@@ -143,15 +142,9 @@ def _connect(settings: Settings) -> None:
     )
 
 
-def _client() -> ServeControllerClient:
-    client = _get_global_client()
-    assert client is not None, "serve.start() ran in _connect"
-    return client
-
-
 def _deployed_configs() -> dict[str, dict[str, Any]]:
     """Every app's deployed config, by app name (the gateway's left out)."""
-    details = _client().get_serve_details()
+    details = ray_private.serve_details()
     return {
         name: app["deployed_app_config"]
         for name, app in details.get("applications", {}).items()
@@ -170,7 +163,7 @@ def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list
     specs = [deployed_spec(c)[0] for c in models.values()]
     # The running Serve's own HTTP options: a driver that cannot tell which port the
     # cluster was started with (a Ray job's driver sees only RAY_ADDRESS) keeps them.
-    http = _client().http_config
+    http = ray_private.serve_http_options()
     config = ServeDeploySchema.model_validate(
         {
             "proxy_location": "HeadOnly",
@@ -178,7 +171,7 @@ def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list
             "applications": [*others, *models.values(), gateway_app_config(specs)],
         }
     )
-    _client().deploy_apps(config)
+    ray_private.deploy_apps(config)
     _wait_running([*wait_for, GATEWAY_APP])
 
 
