@@ -10,7 +10,7 @@ import os
 
 import ray
 
-from tandem.cluster import local
+import tandem.cluster.local as local
 from tandem.cluster.layout import EmbeddedLayout, plan_embedded
 from tandem.errors import ClusterError
 from tandem.settings import Settings

@@ -24,10 +24,10 @@ from ray.serve.schema import ApplicationStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
+import tandem.serve.protocol as protocol
 from tandem.cluster.pools import pool_resources
 from tandem.errors import RequestError
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
-from tandem.serve import protocol
 from tandem.serve.adaptive import batching_policy
 from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.batcher import BatchReport, MicroBatcher

@@ -23,6 +23,7 @@ from ray.serve._private.client import ServeControllerClient
 from ray.serve.context import _get_global_client
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySchema
 
+import tandem.serve.evidence_book as evidence_book
 from tandem.cluster import session
 from tandem.cluster.local import ClusterState
 from tandem.cluster.status import require_pool_gpus
@@ -30,7 +31,6 @@ from tandem.cluster.storage import require_shared
 from tandem.errors import ClusterError, NotFoundError, RegistryError
 from tandem.evaluation import evaluate, find
 from tandem.registry.store import Registry
-from tandem.serve import evidence_book
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
 from tandem.serve.evidence import RolloutEvidence
 from tandem.serve.promotion import check_metric, gate

@@ -20,10 +20,11 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
+import tandem.serve.binary as binary
+import tandem.serve.protocol as protocol
 from tandem.errors import InputError, RequestError
 from tandem.models import ModelRunner, Outputs
 from tandem.preprocess import Raw
-from tandem.serve import binary, protocol
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
 from tandem.serve.shadow import Mirrored, ShadowQueue, ShadowSink

@@ -10,10 +10,10 @@ from ray.data import ExecutionOptions
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
+import tandem.train.checkpoint as checkpoint
 from tandem.cluster.pools import OFF_SERVE, pool_resources
 from tandem.data.ingest import PreparedData
 from tandem.specs.train import TrainJobSpec
-from tandem.train import checkpoint
 from tandem.train.loop import LoopConfig, train_loop_per_worker
 from tandem.train.runs import RunStore
 
