@@ -25,11 +25,11 @@ from tandem.version import __version__
 
 if TYPE_CHECKING:
     from tandem.sdk import AliasMove, Client, Job, ModelSummary, RetryPolicy
-
-# The SDK loads Ray and torch: its names are imported on first use.
-__getattr__ = lazy_exports(
-    __name__, {"tandem.sdk": ("AliasMove", "Client", "Job", "ModelSummary", "RetryPolicy")}
-)
+else:
+    # The SDK loads Ray and torch: its names are imported on first use.
+    __getattr__ = lazy_exports(
+        __name__, {"tandem.sdk": ("AliasMove", "Client", "Job", "ModelSummary", "RetryPolicy")}
+    )
 
 __all__ = [
     "AliasMove",

@@ -1,9 +1,15 @@
 """Lazy exports for a package face whose names live in modules too heavy to load eagerly.
 
 A face lists every name in ``__all__`` as usual; names from a heavy module (one that loads
-Ray or torch, say) are bound on first use through the module ``__getattr__`` this builds.
-The face also imports them under ``if TYPE_CHECKING:`` so that type checkers see the real
-types, not ``Any``.
+Ray or torch, say) are bound on first use through the module ``__getattr__`` this builds::
+
+    if TYPE_CHECKING:
+        from tandem.data.ingest import PreparedData
+    else:
+        __getattr__ = lazy_exports(__name__, {"tandem.data.ingest": ("PreparedData",)})
+
+Type checkers see the real import and no ``__getattr__``, so a name missing from the face
+is still an error for them rather than ``Any``.
 """
 
 from __future__ import annotations

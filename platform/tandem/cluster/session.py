@@ -14,7 +14,7 @@ import tandem.cluster.local as local
 from tandem.cluster.layout import EmbeddedLayout, plan_embedded
 from tandem.errors import ClusterError
 from tandem.settings import Settings
-from tandem.specs.cluster import ClusterSpec
+from tandem.specs import ClusterSpec
 
 
 def embedded_layout(

@@ -9,7 +9,7 @@ import ray
 from ray.util import state as ray_state
 
 from tandem.errors import SpecError
-from tandem.specs.cluster import POOL_LABEL
+from tandem.specs import POOL_LABEL
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import tandem.serve.protocol as protocol
-from tandem.cluster.pools import pool_resources
+from tandem.cluster import pool_resources
 from tandem.errors import RequestError
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
 from tandem.serve.adaptive import batching_policy
@@ -39,8 +39,7 @@ from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
 from tandem.serve.service import ModelService, Outputs, json_response
 from tandem.settings import Settings
-from tandem.specs.base import parse
-from tandem.specs.deployment import AuthSpec, DeploymentSpec
+from tandem.specs import AuthSpec, DeploymentSpec, parse
 
 MODEL_DEPLOYMENT = "ModelServer"
 GATEWAY_APP = "tandem-gateway"

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from tandem.errors import RequestError
-from tandem.specs.deployment import AuthSpec
+from tandem.specs import AuthSpec
 
 UNAUTHORIZED = 401
 SCHEME = "bearer "

@@ -24,13 +24,10 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySchema
 
 import tandem.serve.evidence_book as evidence_book
-from tandem.cluster import session
-from tandem.cluster.local import ClusterState
-from tandem.cluster.status import require_pool_gpus
-from tandem.cluster.storage import require_shared
+from tandem.cluster import ClusterState, connect, require_pool_gpus, require_shared
 from tandem.errors import ClusterError, NotFoundError, RegistryError
 from tandem.evaluation import evaluate, find
-from tandem.registry.store import Registry
+from tandem.registry import Registry
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
 from tandem.serve.evidence import RolloutEvidence
 from tandem.serve.promotion import check_metric, gate
@@ -42,8 +39,7 @@ from tandem.serve.resolve import (
 )
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
-from tandem.specs.base import load
-from tandem.specs.deployment import MODEL_APP_IMPORT_PATH, CanarySpec, DeploymentSpec, ShadowSpec
+from tandem.specs import MODEL_APP_IMPORT_PATH, CanarySpec, DeploymentSpec, ShadowSpec, load
 
 GATEWAY_IMPORT_PATH = "tandem.serve.app:build_gateway"
 DEPLOY_TIMEOUT_S = 180.0
@@ -134,7 +130,7 @@ def gateway_app_config(specs: list[DeploymentSpec]) -> dict[str, Any]:
 
 
 def _connect(settings: Settings) -> None:
-    session.connect(settings)
+    connect(settings)
     # One proxy, on the head: every embedded node shares 127.0.0.1, so proxies on several
     # nodes would fight over the same port. Loopback unless TANDEM_SERVE_HOST opens it.
     serve.start(
@@ -305,7 +301,7 @@ def set_traffic(
 def rollout_evidence(name: str, settings: Settings, since: float) -> RolloutEvidence:
     """What ``name``'s replicas recorded since ``since`` (``time.time()``): per version and
     per shadow (see ``evidence_book.rollout_evidence``)."""
-    session.connect(settings)
+    connect(settings)
     return evidence_book.rollout_evidence(name, since)
 
 

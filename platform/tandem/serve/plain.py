@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import tandem.serve.protocol as protocol
 from tandem.errors import RequestError
 from tandem.models import ModelRunner, load_runner, size_torch_threads
-from tandem.registry.store import Registry
+from tandem.registry import Registry
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
 from tandem.serve.service import ModelService, Outputs, json_response

@@ -11,9 +11,9 @@ from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchConfig, TorchTrainer
 
 import tandem.train.checkpoint as checkpoint
-from tandem.cluster.pools import OFF_SERVE, pool_resources
-from tandem.data.ingest import PreparedData
-from tandem.specs.train import TrainJobSpec
+from tandem.cluster import OFF_SERVE, pool_resources
+from tandem.data import PreparedData
+from tandem.specs import TrainJobSpec
 from tandem.train.loop import LoopConfig, train_loop_per_worker
 from tandem.train.runs import RunStore
 
