@@ -25,6 +25,7 @@ def lazy_exports(package: str, table: Mapping[str, Sequence[str]]) -> Callable[[
 
     ``table`` maps a module's absolute name to the names the face takes from it; each
     name, once imported, is stored on the package so later lookups skip this function.
+    Write ``table`` as a literal: tests/unit/test_import_contract.py reads it as imports.
     """
     home = {name: module for module, names in table.items() for name in names}
     assert len(home) == sum(len(names) for names in table.values()), f"{package}: a name twice"
