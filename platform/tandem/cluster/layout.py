@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tandem.settings import SERVE_HTTP_OFFSET
-from tandem.specs.cluster import POOL_LABEL, ClusterSpec, pool_resource
+from tandem.specs import POOL_LABEL, ClusterSpec, pool_resource
 
 HEAD = "head"
 # Logical CPUs a pool node advertises per physical core. Logical CPUs are Ray's

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from tandem.cluster.layout import THROUGHPUT_NICENESS
-from tandem.specs.cluster import POOL_LABEL, pool_resource
+from tandem.specs import POOL_LABEL, pool_resource
 
 POOL_SLIVER = 0.001
 OFF_SERVE = {POOL_LABEL: "!serve"}

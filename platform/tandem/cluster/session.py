@@ -10,11 +10,11 @@ import os
 
 import ray
 
-from tandem.cluster import local
+import tandem.cluster.local as local
 from tandem.cluster.layout import EmbeddedLayout, plan_embedded
 from tandem.errors import ClusterError
 from tandem.settings import Settings
-from tandem.specs.cluster import ClusterSpec
+from tandem.specs import ClusterSpec
 
 
 def embedded_layout(
@@ -104,9 +104,9 @@ def use_embedded_auth(settings: Settings) -> None:
     )
     # Ray reads its auth mode into a cached config when it is imported; refresh it so the
     # new mode applies.
-    from tandem import ray_private
+    from tandem.ray_private import reset_auth_cache
 
-    ray_private.reset_auth_cache()
+    reset_auth_cache()
 
 
 def _embedded_state(settings: Settings, start: bool) -> local.ClusterState:

@@ -9,7 +9,7 @@ import ray
 from ray.util import state as ray_state
 
 from tandem.errors import SpecError
-from tandem.specs.cluster import POOL_LABEL
+from tandem.specs import POOL_LABEL
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,6 @@ def _internal(resource: str) -> bool:
 
 
 def _available_by_node() -> dict[str, dict[str, float]]:
-    from tandem import ray_private
+    from tandem.ray_private import available_resources_per_node
 
-    return ray_private.available_resources_per_node()
+    return available_resources_per_node()

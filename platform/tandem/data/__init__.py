@@ -1,35 +1,38 @@
 """Data ingest: Parquet on any fsspec URI, checked, read with Ray Data, preprocessed.
 
-``tandem.data.ingest`` (Ray) is imported by the training job itself; this face stays free
-of Ray: ``read_parquet`` (the one Parquet reader, ``tandem.data.read``) is imported on
-first use.
+``tandem.data.ingest`` (Ray) and ``tandem.data.read`` (the one Parquet reader, Ray
+Data) are imported on first use of their names, so this face stays free of Ray.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from typing import TYPE_CHECKING, Any
-
+from tandem._lazy import lazy_exports
 from tandem.data.columns import LABEL_KEY, input_key
-from tandem.data.digits import write_digits
+from tandem.data.digits import FEATURES, write_digits
 from tandem.data.source import ParquetSource, open_source
 
 if TYPE_CHECKING:
+    from tandem.data.ingest import CheckedData, PreparedData, check, prepare
     from tandem.data.read import read_parquet
-
-
-def __getattr__(name: str) -> Any:
-    if name == "read_parquet":
-        from tandem.data.read import read_parquet
-
-        return read_parquet
-    raise AttributeError(f"module 'tandem.data' has no attribute {name!r}")
-
+else:
+    __getattr__ = lazy_exports(
+        __name__,
+        {
+            "tandem.data.ingest": ("CheckedData", "PreparedData", "check", "prepare"),
+            "tandem.data.read": ("read_parquet",),
+        },
+    )
 
 __all__ = [
+    "FEATURES",
     "LABEL_KEY",
+    "CheckedData",
     "ParquetSource",
+    "PreparedData",
+    "check",
     "input_key",
     "open_source",
+    "prepare",
     "read_parquet",
     "write_digits",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from ray.data import Dataset
 
-from tandem.cluster.pools import pool_resources
+from tandem.cluster import pool_resources
 from tandem.data.columns import LABEL_KEY, input_key
 from tandem.data.content import scan
 from tandem.data.fit import FitPart, PartialFit, fitted, label_index
@@ -22,10 +22,9 @@ from tandem.data.read import read_parquet
 from tandem.data.schema import draft_inputs, draft_target, input_field
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
-from tandem.preprocess import gather, model_array
-from tandem.preprocess.inputs import feature_matrix
+from tandem.preprocess import feature_matrix, gather, model_array
 from tandem.registry import DatasetRef, InputSchema, TargetSchema
-from tandem.specs.dataset import DatasetSpec
+from tandem.specs import DatasetSpec
 
 POOL = "train"
 # Preprocessed data up to this size is computed once and kept in the object

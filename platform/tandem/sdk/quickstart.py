@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tandem.data import write_digits
-from tandem.data.digits import FEATURES
-from tandem.registry.manifest import Manifest
+from tandem.data import FEATURES, write_digits
+from tandem.registry import Manifest
 from tandem.sdk.client import Client
 
 REPO = Path(__file__).resolve().parents[3]

@@ -24,10 +24,11 @@ from ray.serve.schema import ApplicationStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tandem.cluster.pools import pool_resources
+import tandem.serve.protocol as protocol
+import tandem.serve.statuses as statuses
+from tandem.cluster import pool_resources
 from tandem.errors import NotServed, Rejected
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
-from tandem.serve import protocol, statuses
 from tandem.serve.adaptive import batching_policy
 from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.batcher import BatchReport, MicroBatcher
@@ -39,8 +40,7 @@ from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
 from tandem.serve.service import ModelService, Outputs, error_response, json_response
 from tandem.settings import Settings
-from tandem.specs.base import parse
-from tandem.specs.deployment import AuthSpec, DeploymentSpec
+from tandem.specs import AuthSpec, DeploymentSpec, parse
 
 MODEL_DEPLOYMENT = "ModelServer"
 GATEWAY_APP = "tandem-gateway"

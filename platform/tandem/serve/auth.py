@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from tandem.errors import Unauthenticated
-from tandem.specs.deployment import AuthSpec
+from tandem.specs import AuthSpec
 
 SCHEME = "bearer "
 

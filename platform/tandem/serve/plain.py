@@ -14,10 +14,11 @@ import numpy as np
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import tandem.serve.protocol as protocol
+import tandem.serve.statuses as statuses
 from tandem.errors import NotServed
 from tandem.models import ModelRunner, load_runner, size_torch_threads
-from tandem.registry.store import Registry
-from tandem.serve import protocol, statuses
+from tandem.registry import Registry
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
 from tandem.serve.service import ModelService, Outputs, error_response, json_response

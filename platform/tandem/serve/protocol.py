@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from tandem import __version__
+import tandem.serve.binary as binary
 from tandem.errors import MalformedRequest, UnusableOutputs
 from tandem.preprocess import Raw
 from tandem.registry import InputSchema, Manifest
-from tandem.serve import binary
 from tandem.serve.binary import bad_input
 from tandem.serve.tensors import (
     binary_size,
@@ -35,6 +34,7 @@ from tandem.serve.tensors import (
     shown,
     tensor_shape,
 )
+from tandem.version import __version__
 
 PLATFORM = "tandem_pytorch"
 

@@ -14,7 +14,7 @@ import reprlib
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tandem.errors import NotServed
-from tandem.registry.manifest import version_number
+from tandem.registry import version_number
 
 
 class CanaryTarget(BaseModel):

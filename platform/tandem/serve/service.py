@@ -20,6 +20,9 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
+import tandem.serve.binary as binary
+import tandem.serve.protocol as protocol
+import tandem.serve.statuses as statuses
 from tandem.errors import (
     InputError,
     MalformedRequest,
@@ -30,7 +33,6 @@ from tandem.errors import (
 )
 from tandem.models import ModelRunner, Outputs
 from tandem.preprocess import Raw
-from tandem.serve import binary, protocol, statuses
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
 from tandem.serve.shadow import Mirrored, ShadowQueue, ShadowSink

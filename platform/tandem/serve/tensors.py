@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+import tandem.serve.binary as binary
 from tandem.errors import MalformedRequest
 from tandem.preprocess import Raw
 from tandem.registry import InputSchema
-from tandem.serve import binary
 from tandem.serve.binary import bad_input
 
 ACCEPTED = {

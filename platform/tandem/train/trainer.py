@@ -11,10 +11,10 @@ from ray.data import ExecutionOptions
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from tandem.cluster.pools import OFF_SERVE, pool_resources
-from tandem.data.ingest import PreparedData
-from tandem.specs.train import TrainJobSpec
-from tandem.train import checkpoint
+import tandem.train.checkpoint as checkpoint
+from tandem.cluster import OFF_SERVE, pool_resources
+from tandem.data import PreparedData
+from tandem.specs import TrainJobSpec
 from tandem.train.loop import LoopConfig, train_loop_per_worker
 from tandem.train.runs import RunStore
 
