@@ -91,8 +91,20 @@ def cluster(cluster_env: dict[str, str], request: pytest.FixtureRequest) -> Iter
         local.stop(settings)
 
 
+TIER_MARKS = {
+    REPO / "tests/unit": pytest.mark.unit,
+    REPO / "tests/integration": pytest.mark.cluster,
+}
+"""The folder decides a test's tier: ``-m unit`` (or ``-m "not cluster"``) runs tests/unit."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``after_all`` audit what the rest of the session left behind: run them last."""
+    """Mark each test by its folder; tests marked ``after_all`` audit what the rest of the
+    session left behind: run them last."""
+    for item in items:
+        for folder, mark in TIER_MARKS.items():
+            if item.path.is_relative_to(folder):
+                item.add_marker(mark)
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
