@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import torch
 
 from factories import make_manifest, make_weights
+from registry_writers import move_alias, register_one
 from tandem.registry import Registry
 
 # spawn: fresh interpreters, like independent jobs, and no fork of a torch process.
 SPAWN = multiprocessing.get_context("spawn")
-
-
-def register_one(root: str, seed: int, start: Barrier) -> None:
-    registry = Registry(root)
-    start.wait()
-    registry.register(make_manifest(run_id=str(seed)), make_weights(seed))
-
-
-def move_alias(root: str, versions: list[int], start: Barrier) -> None:
-    registry = Registry(root)
-    start.wait()
-    for version in versions:
-        registry.set_alias("iris-mlp", "production", version)
 
 
 def run_all(target: Callable[..., None], args: list[tuple[object, ...]]) -> None:
@@ -42,7 +29,10 @@ def test_processes_registering_at_once_get_distinct_readable_versions(tmp_path: 
     root = str(tmp_path)
     start = SPAWN.Barrier(8)
 
-    run_all(register_one, [(root, seed, start) for seed in range(8)])
+    # Built here: the writers get them pickled and import no more than the registry.
+    writes = [(make_manifest(run_id=str(seed)), make_weights(seed)) for seed in range(8)]
+
+    run_all(register_one, [(root, *write, start) for write in writes])
 
     registry = Registry(root)
     assert registry.versions("iris-mlp") == list(range(1, 9))
