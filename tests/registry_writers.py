@@ -1,5 +1,5 @@
-"""What each process of ``test_registry_concurrency`` runs, in a module of its own: a
-spawned process imports only this and ``tandem.registry`` (not ``factories``, which loads
+"""What each process of ``test_registry_concurrency`` runs, in a module of its own: each
+writer process imports only this and ``tandem.registry`` (not ``factories``, which loads
 Ray, sklearn and the trainer: seconds of CPU per process on a two-core machine)."""
 
 from __future__ import annotations
