@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from torch import nn
 
-from factories import make_manifest
+from factories import make_runner
 from tandem.errors import RegistryError, Rejected
 from tandem.models import ModelRunner, build_model
 from tandem.preprocess import encode_png
@@ -49,20 +49,15 @@ def toy(version: int = 1, seed: int = 0, metrics: dict[str, float] | None = None
     schema = tabular_input(
         features, [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 0.5, 1.0], [1.0, 2.0, 3.0, 4.0]
     )
-    manifest = make_manifest().model_copy(
-        update={
-            "name": "toy",
-            "version": version,
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": [8]},
-            "inputs": [schema],
-            "target": TargetSchema(classes=[3, 5, 7]),
-            "metrics": metrics or {},
-        }
+    return make_runner(
+        version,
+        seed,
+        name="toy",
+        factory="tandem.models:mlp",
+        inputs=[schema],
+        target=TargetSchema(classes=[3, 5, 7]),
+        metrics=metrics or {},
     )
-    torch.manual_seed(seed)
-    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
-    return ModelRunner(manifest, model.state_dict())
 
 
 class AnyInputs(nn.Module):
@@ -133,19 +128,15 @@ MULTI_INPUTS = [
 
 def multi(version: int = 1, seed: int = 0) -> ModelRunner:
     """A classifier of four inputs, one of each kind."""
-    manifest = make_manifest().model_copy(
-        update={
-            "name": "multi",
-            "version": version,
-            "factory": f"{__name__}:any_inputs",
-            "kwargs": {},
-            "inputs": MULTI_INPUTS,
-            "target": TargetSchema(classes=[3, 5, 7]),
-        }
+    return make_runner(
+        version,
+        seed,
+        name="multi",
+        factory=f"{__name__}:any_inputs",
+        kwargs={},
+        inputs=MULTI_INPUTS,
+        target=TargetSchema(classes=[3, 5, 7]),
     )
-    torch.manual_seed(seed)
-    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
-    return ModelRunner(manifest, model.state_dict())
 
 
 def multi_raws(rows: int, seed: int = 0) -> list[Any]:
