@@ -1,8 +1,10 @@
-"""A private embedded cluster for a benchmark run (own home, own ports)."""
+"""A private embedded cluster for a benchmark run (own home, own ports): the one the test
+session starts (tests/private_cluster.py), in a temporary home at a chosen port base."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,8 @@ from pathlib import Path
 from tandem.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO / "tests"))  # after the rest: none of its modules shadows another
+from private_cluster import private_env, running  # noqa: E402  (tests/ is not a package)
 
 
 @contextmanager
@@ -18,25 +22,9 @@ def private_cluster(
     port_base: int, pinned: bool = True, work_conserving: bool = False
 ) -> Iterator[Settings]:
     """Start, connect, yield the settings, stop. Never touches a user's cluster."""
-    import ray
-
-    from tandem.cluster import local, session
-
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as home:
         for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_DASHBOARD_ADDRESS"):
             os.environ.pop(name, None)
-        os.environ.update(
-            {
-                "TANDEM_HOME": home,
-                "TANDEM_PORT_BASE": str(port_base),
-                "TANDEM_CLUSTER_FILE": str(REPO / "cluster.yaml"),
-            }
-        )
-        settings = Settings.from_env()
-        try:
-            session.up(settings, pinned=pinned, work_conserving=work_conserving)
-            session.connect(settings)
+        os.environ.update(private_env(home, port_base))
+        with running(Settings.from_env(), pinned, work_conserving) as settings:
             yield settings
-        finally:
-            ray.shutdown()
-            local.stop(settings)

@@ -7,15 +7,15 @@ import os
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from private_cluster import REPO, private_env, running
+
 if TYPE_CHECKING:  # tandem loads Ray and torch: only cluster tests import it, and late
     from tandem.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
 SESSION_SETTINGS = pytest.StashKey["Settings"]()
 CLUSTER_ENV_VARS = (
     "RAY_ADDRESS",
@@ -57,12 +57,7 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     saved = {name: os.environ.get(name) for name in (*CLUSTER_ENV_VARS, "TANDEM_HOME")}
     for name in CLUSTER_ENV_VARS:
         os.environ.pop(name, None)
-    home = tmp_path_factory.mktemp("tandem-home")
-    env = {
-        "TANDEM_HOME": str(home),
-        "TANDEM_PORT_BASE": str(free_port_base()),
-        "TANDEM_CLUSTER_FILE": str(REPO / "cluster.yaml"),
-    }
+    env = private_env(tmp_path_factory.mktemp("tandem-home"), free_port_base())
     os.environ.update(env)
     yield env
     for name, value in saved.items():
@@ -75,24 +70,28 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 @pytest.fixture(scope="session")
 def cluster(cluster_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Settings]:
     """A real embedded Ray cluster (head + train/serve/batch nodes), connected."""
-    import ray
-
-    from tandem.cluster import local, session
     from tandem.settings import Settings
 
     settings = Settings.from_env()
     request.config.stash[SESSION_SETTINGS] = settings
-    try:
-        session.up(settings)
-        session.connect(settings)
+    with running(settings):
         yield settings
-    finally:
-        ray.shutdown()
-        local.stop(settings)
+
+
+TIER_MARKS = {
+    REPO / "tests/unit": pytest.mark.unit,
+    REPO / "tests/integration": pytest.mark.cluster,
+}
+"""The folder decides a test's tier: ``-m unit`` (or ``-m "not cluster"``) runs tests/unit."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``after_all`` audit what the rest of the session left behind: run them last."""
+    """Mark each test by its folder; tests marked ``after_all`` audit what the rest of the
+    session left behind: run them last."""
+    for item in items:
+        for folder, mark in TIER_MARKS.items():
+            if item.path.is_relative_to(folder):
+                item.add_marker(mark)
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 

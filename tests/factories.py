@@ -59,10 +59,12 @@ def make_weights(seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-def make_runner(version: int = 1, seed: int = 0) -> ModelRunner:
-    """A loaded runner of ``make_manifest()``'s model as ``version``: mlp(4 → 8 → 3)."""
+def make_runner(version: int = 1, seed: int = 0, **changes: object) -> ModelRunner:
+    """A loaded runner of ``make_manifest()``'s model as ``version``: mlp(4 → 8 → 3), its
+    weights drawn after ``torch.manual_seed(seed)``; ``changes`` override manifest fields."""
     # The factory gets the widths from the manifest's input and outputs, not from kwargs.
-    manifest = make_manifest().model_copy(update={"version": version, "kwargs": {"hidden": [8]}})
+    update = {"version": version, "kwargs": {"hidden": [8]}, **changes}
+    manifest = make_manifest().model_copy(update=update)
     torch.manual_seed(seed)
     model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, manifest.out_features)
     return ModelRunner(manifest, model.state_dict())

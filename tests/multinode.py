@@ -411,13 +411,13 @@ def start_autoscaling_cluster(
 ) -> Iterator[AutoscalingCluster]:
     """Start the head (its autoscaler then launches each pool's min_workers); wait for
     those nodes; stop every process of the cluster when the block ends."""
-    from ray.autoscaler._private.util import validate_config
+    from tandem.ray_private import validate_cluster_config
 
     names = ("gcs", "dashboard", "agent", "client")
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     gcs_address = f"{LOOPBACK}:{ports['gcs']}"
     config = fake_cluster_config(launcher_config(), gcs_address, sizes)
-    validate_config(config)  # the head's autoscaler runs the same check, less loudly
+    validate_cluster_config(config)  # the head's autoscaler runs the same check, less loudly
     config_path = workdir / "autoscaling.yaml"
     config_path.write_text(json.dumps(config, indent=2))
     token_path = write_token(workdir / "auth" / "auth_token")
@@ -513,9 +513,7 @@ def connected(cluster: AutoscalingCluster) -> Iterator[None]:
 
 
 def reset_ray_auth() -> None:
-    """Make Ray re-read RAY_AUTH_MODE and the token: it caches both per process. The same
-    private calls as Ray's own test utilities and tandem's session module (Ray 2.60)."""
-    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+    """Make Ray re-read RAY_AUTH_MODE and the token: it caches both per process."""
+    from tandem import ray_private
 
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
+    ray_private.reset_auth_cache()

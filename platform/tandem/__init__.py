@@ -6,8 +6,9 @@ use of one of its names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tandem._lazy import lazy_exports
 from tandem.errors import (
     ClusterError,
     InputError,
@@ -20,22 +21,15 @@ from tandem.errors import (
     TandemError,
 )
 from tandem.specs import ClusterSpec, DatasetSpec, DeploymentSpec, ModelSpec, TrainJobSpec
+from tandem.version import __version__
 
 if TYPE_CHECKING:
     from tandem.sdk import AliasMove, Client, Job, ModelSummary, RetryPolicy
-
-__version__ = "0.1.0"
-
-_LAZY = {"AliasMove", "Client", "Job", "ModelSummary", "RetryPolicy"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import tandem.sdk
-
-        return getattr(tandem.sdk, name)
-    raise AttributeError(f"module 'tandem' has no attribute {name!r}")
-
+else:
+    # The SDK loads Ray and torch: its names are imported on first use.
+    __getattr__ = lazy_exports(
+        __name__, {"tandem.sdk": ("AliasMove", "Client", "Job", "ModelSummary", "RetryPolicy")}
+    )
 
 __all__ = [
     "AliasMove",

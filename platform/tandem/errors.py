@@ -2,7 +2,8 @@
 
 They are plain ``Exception`` subclasses whose constructor arguments are all
 stored on ``args``, so they pickle across Ray process boundaries unchanged.
-HTTP status codes are chosen only at the HTTP edge (``tandem.serve``).
+The server refuses a request with a ``Rejected`` subclass, which says why; HTTP status
+codes are chosen from that type in one module only, ``tandem.serve.statuses``.
 """
 
 from __future__ import annotations
@@ -58,8 +59,46 @@ class InputError(TandemError, ValueError):
         return f"input {self.input!r}: {self.message}"
 
 
+class Rejected(TandemError):
+    """The server refuses one request; the subclass says why, ``message`` what to change.
+    ``tandem.serve.statuses`` maps each subclass onto the HTTP status the client gets."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MalformedRequest(Rejected):
+    """The request breaks the v2 protocol or the model's signature (a shape, a datatype,
+    an undecodable value)."""
+
+
+class Unauthenticated(Rejected):
+    """The bearer token is missing or wrong."""
+
+
+class NotServed(Rejected):
+    """No endpoint, model or served version answers at the requested path."""
+
+
+class TooLarge(Rejected):
+    """The request body exceeds the deployment's limit."""
+
+
+class UnusableOutputs(Rejected):
+    """The request is well-formed, but the model's outputs for it are NaN or Inf."""
+
+
+class ModelFailed(Rejected):
+    """The model raised on the request (the server's fault, logged with its traceback)."""
+
+
 class RequestError(TandemError):
-    """An inference request was rejected; ``status`` is the HTTP status the server chose."""
+    """An inference request was rejected (seen by a client); ``status`` is the HTTP status
+    the server chose."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message, status)

@@ -24,7 +24,6 @@ from tandem.models import build_model
 from tandem.registry import Manifest, TargetSchema, external_manifest, tabular_input
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 MODEL = "batch-digits"
 BIN = Path(sys.executable).parent
 

@@ -18,7 +18,6 @@ from tandem.cluster import local, pool_options
 from tandem.serve import control
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 ENV_MODEL = "digits-env"
 SHIPPED_MODEL = "digits-mlp"
 

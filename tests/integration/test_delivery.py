@@ -36,7 +36,6 @@ from tandem.models import build_model, pack
 from tandem.registry import CodeRef, Manifest, TargetSchema, external_manifest, tabular_input
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 MODEL = "deliver-digits"
 TANDEM = str(Path(sys.executable).parent / "tandem")
 RAY = str(Path(sys.executable).parent / "ray")

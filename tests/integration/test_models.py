@@ -34,7 +34,6 @@ from tandem.preprocess import gather
 from tandem.registry import Manifest
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SPECS = {  # shipped spec → the validation accuracy its short test run must reach

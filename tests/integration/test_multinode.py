@@ -64,10 +64,10 @@ def run_setup(commands: list[str], mount: Path, env: dict[str, str]) -> None:
 def test_cluster_yaml_passes_ray_ups_checks() -> None:
     """``ray up`` runs prepare_config then validate_config; the token steps survive the
     merge of setup_commands, and the head still installs boto3 (Ray's AWS default)."""
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    from tandem.ray_private import prepare_cluster_config, validate_cluster_config
 
-    config = prepare_config(launcher_config())
-    validate_config(config)
+    config = prepare_cluster_config(launcher_config())
+    validate_cluster_config(config)
     head_setup = " ".join(config["head_setup_commands"])
     assert "boto3" in head_setup
     assert "ray get-auth-token --generate" in head_setup
@@ -112,7 +112,6 @@ print(json.dumps([{"labels": n["Labels"], "resources": n["Resources"]}
 """
 
 
-@pytest.mark.cluster
 def test_launcher_start_commands_bring_up_an_authenticated_head_and_worker(
     tmp_path: Path,
 ) -> None:
@@ -247,7 +246,6 @@ def pool_of(node: str) -> str | None:
     return None
 
 
-@pytest.mark.cluster
 def test_nodes_join_only_with_the_token(driver: AutoscalingCluster) -> None:
     """Nodes the autoscaler launched inherit the head's token settings (and joined its
     auth-on GCS with them); a client without the token is refused."""
@@ -261,7 +259,6 @@ def test_nodes_join_only_with_the_token(driver: AutoscalingCluster) -> None:
     assert httpx.get(f"{driver.dashboard_url}/api/jobs/", timeout=10).status_code == 401
 
 
-@pytest.mark.cluster
 def test_batch_work_launches_a_batch_node_that_goes_away_when_idle(
     driver: AutoscalingCluster,
 ) -> None:
@@ -291,7 +288,6 @@ def test_batch_work_launches_a_batch_node_that_goes_away_when_idle(
     assert not any(n["Alive"] for n in ray.nodes() if n["NodeID"] == node), timings
 
 
-@pytest.mark.cluster
 def test_train_work_lands_on_train_nodes(driver: AutoscalingCluster) -> None:
     nodes = ray.get([node_id.options(**pool_options("train")).remote() for _ in range(4)])
     assert {pool_of(n) for n in nodes} == {"train"}
@@ -305,7 +301,6 @@ class Where:
         return ray.get_runtime_context().get_node_id()
 
 
-@pytest.mark.cluster
 def test_serve_replicas_land_on_serve_nodes_and_scale_out(driver: AutoscalingCluster) -> None:
     serve_nodes = driver.pool_nodes("serve")
     assert len(serve_nodes) == 1, serve_nodes

@@ -31,8 +31,6 @@ from tandem.serve import control
 from tandem.settings import Settings
 from tandem.specs.cluster import POOL_LABEL, pool_resource
 
-pytestmark = pytest.mark.cluster
-
 CHAOS = "digits-chaos"
 NODE_LOSS = "digits-node-loss"
 FUZZ = "digits-fuzz"

@@ -26,7 +26,6 @@ from multinode import (
 )
 from tandem.settings import SERVE_HTTP_OFFSET
 
-pytestmark = pytest.mark.cluster
 TANDEM = str(Path(sys.executable).parent / "tandem")
 MODEL = "remote-mlp"
 

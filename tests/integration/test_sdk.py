@@ -26,7 +26,6 @@ from tandem.models import ModelRunner
 from tandem.registry.manifest import Manifest
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 MODEL = "sdk-digits"
 
 

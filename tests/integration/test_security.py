@@ -12,7 +12,6 @@ from tandem.cluster.layout import PortPlan
 from tandem.serve import control
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 LISTEN = "0A"
 SERVE_TEST_TOKEN = "t0ken-for-tests"
 """The bearer token tests/integration/test_serve.py::test_auth deploys with."""

@@ -28,8 +28,6 @@ from tandem.registry.store import Registry
 from tandem.serve import control
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
-
 MODEL = "digits"
 
 

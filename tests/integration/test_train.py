@@ -25,7 +25,6 @@ from tandem.data.digits import FEATURES
 from tandem.registry.store import Registry
 from tandem.settings import Settings
 
-pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 

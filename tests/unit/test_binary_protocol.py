@@ -15,9 +15,10 @@ import pytest
 import tritonclient.http as triton
 from test_protocol import IMAGES, MULTI, manifest, multi_tensors
 
-from tandem.errors import RequestError
+from tandem.errors import Rejected
 from tandem.serve import protocol
 from tandem.serve.binary import byte_elements, encode_byte_elements
+from tandem.serve.statuses import status_of
 
 STATS = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
 PIXELS = np.full((2, 2, 2, 2), 7, dtype=np.uint8)
@@ -54,9 +55,9 @@ def parse_framed(body: bytes, length: str | None) -> protocol.InferRequest:
 
 
 def refused(body: bytes, length: str | None) -> str:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         parse_framed(body, length)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     return caught.value.message
 
 
@@ -233,9 +234,9 @@ def test_json_responses_stay_json() -> None:
     ],
 )
 def test_binary_flags_that_are_not_booleans_are_refused(header: dict[str, Any]) -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         respond(header)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 def test_tritonclients_request_builder_and_response_parser_agree_with_the_server() -> None:

@@ -18,7 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from factories import make_manifest
+from factories import make_manifest, make_runner
 from tandem.cli import app
 from tandem.data import open_source
 from tandem.errors import RegistryError, SpecError
@@ -33,7 +33,7 @@ from tandem.evaluation.scoring import (
     score_source,
     score_versions,
 )
-from tandem.models import ModelRunner, build_model, load_runner
+from tandem.models import build_model, load_runner
 from tandem.registry import Manifest, Registry, TargetSchema
 from tandem.sdk import Client
 from tandem.serve import control
@@ -394,18 +394,7 @@ def test_scoring_in_chunks_equals_the_runners_on_all_rows(tmp_path: Path) -> Non
 
 
 def test_score_chunk_scores_a_regression_runner(tmp_path: Path) -> None:
-    manifest = make_manifest().model_copy(
-        update={
-            "version": 1,
-            "kwargs": {"hidden": [8]},
-            "task": "regression",
-            "target": TargetSchema(shape=[2]),
-            "out_features": 2,
-        }
-    )
-    torch.manual_seed(0)
-    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 2)
-    runner = ModelRunner(manifest, model.state_dict())
+    runner = make_runner(task="regression", target=TargetSchema(shape=[2]), out_features=2)
     rng = np.random.default_rng(0)
     batch: dict[str, np.ndarray] = {f: rng.normal(3, 1, 6) for f in FEATURES}
     target = rng.normal(size=(6, 2))

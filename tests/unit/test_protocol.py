@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from factories import make_manifest
-from tandem.errors import RequestError
+from tandem.errors import Rejected
 from tandem.registry import InputSchema, Manifest, TargetSchema
 from tandem.serve import protocol
+from tandem.serve.statuses import status_of
 
 
 def tabular(name: str = "input", features: int = 3) -> InputSchema:
@@ -129,22 +130,22 @@ def test_flat_and_nested_data_parse_to_the_same_rows() -> None:
     ],
 )
 def test_bad_requests_get_400_saying_what_was_expected(body: bytes, fragment: str) -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         parse(body)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert fragment in caught.value.message
 
 
 def test_nan_sent_as_json_literal_is_refused() -> None:
     body = request().replace(b"6]", b"NaN]")
-    with pytest.raises(RequestError, match="NaN or Inf"):
+    with pytest.raises(Rejected, match="NaN or Inf"):
         parse(body)
 
 
 def test_too_many_rows_names_the_limit_and_the_input() -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         parse(request(), max_rows=1)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.message == (
         "input 'input': batch of 2 rows exceeds this deployment's limit of 1"
     )
@@ -153,14 +154,14 @@ def test_too_many_rows_names_the_limit_and_the_input() -> None:
 def test_an_input_sent_twice_is_refused() -> None:
     tensor = {"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}
     body = json.dumps({"inputs": [tensor, tensor]}).encode()
-    with pytest.raises(RequestError, match="input 'input': sent twice"):
+    with pytest.raises(Rejected, match="input 'input': sent twice"):
         parse(body)
 
 
 def test_unknown_requested_output_is_refused() -> None:
     body = json.loads(request())
     body["outputs"] = [{"name": "logits"}]
-    with pytest.raises(RequestError, match="unknown output"):
+    with pytest.raises(Rejected, match="unknown output"):
         parse(json.dumps(body).encode())
 
 
@@ -197,9 +198,9 @@ def test_requested_outputs_filter_the_response() -> None:
 def test_non_finite_outputs_get_422() -> None:
     parsed = parse(request())
     outputs = {"probabilities": np.full((2, 3), np.nan), "label": np.array([1, 2])}
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         protocol.infer_response(manifest(), parsed, outputs)
-    assert caught.value.status == 422
+    assert status_of(caught.value) == 422
 
 
 def test_regression_metadata_and_response() -> None:
@@ -293,14 +294,14 @@ def test_multi_input_request_in_any_order_parses_to_raws_in_manifest_order() -> 
 def test_a_bad_tensor_of_a_multi_input_model_gets_400_naming_it(
     changes: dict[str, dict[str, Any]], fragment: str
 ) -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         parse(multi_body(**changes), model=MULTI)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert fragment in caught.value.message
 
 
 def test_a_missing_input_is_named() -> None:
-    with pytest.raises(RequestError, match="input 'photo': missing from the request"):
+    with pytest.raises(Rejected, match="input 'photo': missing from the request"):
         parse(multi_body(order=["stats", "pixels", "tokens"]), model=MULTI)
 
 
@@ -308,5 +309,5 @@ def test_tensor_inputs_accept_floats_and_refuse_non_finite_ones() -> None:
     floats = {"datatype": "FP32", "data": [0.5] * 16}
     pixels = parse(multi_body(pixels=floats), model=MULTI).raws[1]
     assert pixels.dtype == np.float32 and pixels.shape == (2, 2, 2, 2)
-    with pytest.raises(RequestError, match="input 'pixels': data holds NaN"):
+    with pytest.raises(Rejected, match="input 'pixels': data holds NaN"):
         parse(multi_body(pixels={"datatype": "FP64", "data": [1e300] * 16}), model=MULTI)

@@ -15,16 +15,18 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from ray.serve.schema import ApplicationStatus
 from starlette.requests import Request
 from starlette.responses import Response
 from torch import nn
 
-from factories import make_manifest
-from tandem.errors import RegistryError, RequestError
+from factories import make_runner
+from tandem.errors import RegistryError, Rejected
 from tandem.models import ModelRunner, build_model
 from tandem.preprocess import encode_png
 from tandem.registry import InputSchema, TargetSchema, tabular_input
 from tandem.sdk.inference import infer_body, input_tensor
+from tandem.serve import app as app_module
 from tandem.serve import protocol
 from tandem.serve import shadow as shadow_module
 from tandem.serve.app import Gateway
@@ -36,6 +38,7 @@ from tandem.serve.plain import plain_app
 from tandem.serve.promotion import lower_is_better
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.serve.service import ModelService, Predict, parse_route
+from tandem.serve.statuses import status_of
 from tandem.specs.deployment import AuthSpec
 
 FEATURES = 4
@@ -46,20 +49,15 @@ def toy(version: int = 1, seed: int = 0, metrics: dict[str, float] | None = None
     schema = tabular_input(
         features, [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 0.5, 1.0], [1.0, 2.0, 3.0, 4.0]
     )
-    manifest = make_manifest().model_copy(
-        update={
-            "name": "toy",
-            "version": version,
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": [8]},
-            "inputs": [schema],
-            "target": TargetSchema(classes=[3, 5, 7]),
-            "metrics": metrics or {},
-        }
+    return make_runner(
+        version,
+        seed,
+        name="toy",
+        factory="tandem.models:mlp",
+        inputs=[schema],
+        target=TargetSchema(classes=[3, 5, 7]),
+        metrics=metrics or {},
     )
-    torch.manual_seed(seed)
-    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
-    return ModelRunner(manifest, model.state_dict())
 
 
 class AnyInputs(nn.Module):
@@ -130,19 +128,15 @@ MULTI_INPUTS = [
 
 def multi(version: int = 1, seed: int = 0) -> ModelRunner:
     """A classifier of four inputs, one of each kind."""
-    manifest = make_manifest().model_copy(
-        update={
-            "name": "multi",
-            "version": version,
-            "factory": f"{__name__}:any_inputs",
-            "kwargs": {},
-            "inputs": MULTI_INPUTS,
-            "target": TargetSchema(classes=[3, 5, 7]),
-        }
+    return make_runner(
+        version,
+        seed,
+        name="multi",
+        factory=f"{__name__}:any_inputs",
+        kwargs={},
+        inputs=MULTI_INPUTS,
+        target=TargetSchema(classes=[3, 5, 7]),
     )
-    torch.manual_seed(seed)
-    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
-    return ModelRunner(manifest, model.state_dict())
 
 
 def multi_raws(rows: int, seed: int = 0) -> list[Any]:
@@ -213,10 +207,10 @@ def test_routing_pins_aliases_and_canary_share() -> None:
     draws = np.linspace(0, 1, 1000, endpoint=False)
     share = sum(live.pick(None, d) == 2 for d in draws) / len(draws)
     assert share == pytest.approx(0.25)
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         live.pick("9", 0.0)
-    assert caught.value.status == 404 and "live versions: [1, 2, 3]" in caught.value.message
-    with pytest.raises(RequestError):
+    assert status_of(caught.value) == 404 and "live versions: [1, 2, 3]" in caught.value.message
+    with pytest.raises(Rejected):
         live.pick("staging", 0.0)
 
 
@@ -231,9 +225,9 @@ def test_routes() -> None:
     assert parse_route("GET", "/versions/prod/ready").version == "prod"
     assert parse_route("GET", "").action.value == "metadata"
     for method, path in [("GET", "/infer"), ("POST", "/nope"), ("GET", "/versions/1/x")]:
-        with pytest.raises(RequestError) as caught:
+        with pytest.raises(Rejected) as caught:
             parse_route(method, path)
-        assert caught.value.status == 404
+        assert status_of(caught.value) == 404
 
 
 def test_bearer_auth(tmp_path: Path) -> None:
@@ -242,9 +236,9 @@ def test_bearer_auth(tmp_path: Path) -> None:
     auth = BearerAuth(load_token(AuthSpec(token_file=str(token_file))))
     auth.check("Bearer s3cret")
     for header in [None, "Bearer wrong", "Basic s3cret", "s3cret"]:
-        with pytest.raises(RequestError) as caught:
+        with pytest.raises(Rejected) as caught:
             auth.check(header)
-        assert caught.value.status == 401 and "s3cret" not in caught.value.message
+        assert status_of(caught.value) == 401 and "s3cret" not in caught.value.message
     BearerAuth(None).check(None)
 
 
@@ -316,6 +310,30 @@ def test_gateway_answers_server_metadata_behind_its_auth(monkeypatch: pytest.Mon
     answer = asyncio.run(get("/v2/", {"authorization": "Bearer s3cret"}))
     assert answer.status_code == 200
     assert json.loads(bytes(answer.body)) == protocol.server_metadata()
+
+
+def test_gateway_answers_readiness_and_unknown_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    apps = {"toy": ApplicationStatus.RUNNING, "other": ApplicationStatus.DEPLOYING}
+    monkeypatch.setattr(app_module, "model_app_statuses", lambda: dict(apps))
+    gateway = Gateway.func_or_class({})
+
+    async def get(path: str) -> Response:
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
+        response: Response = await gateway(Request(scope))
+        return response
+
+    live = asyncio.run(get("/v2/health/live"))
+    assert live.status_code == 200 and json.loads(bytes(live.body)) == {"live": True}
+    not_ready = asyncio.run(get("/v2/health/ready"))
+    assert not_ready.status_code == 503 and json.loads(bytes(not_ready.body)) == {"ready": False}
+    apps["other"] = ApplicationStatus.RUNNING
+    assert asyncio.run(get("/v2/health/ready")).status_code == 200
+    missing = asyncio.run(get("/v2/models/nope/infer"))
+    assert missing.status_code == 404
+    assert json.loads(bytes(missing.body)) == {
+        "error": "no model serves /v2/models/nope/infer; deployed models: ['other', 'toy'] "
+        "(use /v2/models/{name}/...)"
+    }
 
 
 MULTI = multi()
@@ -454,9 +472,9 @@ def test_a_bad_tensor_gets_400_naming_it_and_the_next_request_succeeds(case: str
 @pytest.mark.parametrize("ref", ["²", "9" * 5000, "-1", "1.0"])
 def test_version_refs_that_are_not_ascii_numbers_get_404_not_500(ref: str) -> None:
     live = LiveVersions(default=1, aliases={"production": 1})
-    with pytest.raises(RequestError) as raised:
+    with pytest.raises(Rejected) as raised:
         live.resolve(ref)
-    assert raised.value.status == 404 and len(raised.value.message) < 300
+    assert status_of(raised.value) == 404 and len(raised.value.message) < 300
 
 
 def test_a_shadow_is_loaded_but_never_answers() -> None:
@@ -469,9 +487,9 @@ def test_a_shadow_is_loaded_but_never_answers() -> None:
     assert live.loaded() == {1, 2, 3} and live.served() == {1, 2}
     draws = np.linspace(0, 1, 1000, endpoint=False)
     assert {live.pick(None, d) for d in draws} == {1, 2}
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(Rejected) as caught:
         live.pick("3", 0.0)
-    assert caught.value.status == 404 and "live versions: [1, 2]" in caught.value.message
+    assert status_of(caught.value) == 404 and "live versions: [1, 2]" in caught.value.message
     # Only requests the default answers without naming a version are mirrored.
     assert live.mirrors(None, 1, 0.99) == live.shadow
     assert live.mirrors(None, 2, 0.0) is None and live.mirrors("1", 1, 0.0) is None

@@ -17,8 +17,8 @@ from torch import nn
 from tritonclient.utils import InferenceServerException
 
 import loopback
-from factories import make_manifest
-from tandem.models import ModelRunner, build_model
+from factories import make_runner
+from tandem.models import ModelRunner
 from tandem.preprocess import encode_png
 from tandem.registry import InputSchema, TargetSchema
 from tandem.serve.plain import plain_app
@@ -99,19 +99,13 @@ TOKENS = InputSchema(
 
 
 def runner(name: str, inputs: list[InputSchema]) -> ModelRunner:
-    manifest = make_manifest().model_copy(
-        update={
-            "name": name,
-            "version": 1,
-            "factory": f"{__name__}:two_inputs",
-            "kwargs": {},
-            "inputs": inputs,
-            "target": TargetSchema(classes=[3, 5, 7]),
-        }
+    return make_runner(
+        name=name,
+        factory=f"{__name__}:two_inputs",
+        kwargs={},
+        inputs=inputs,
+        target=TargetSchema(classes=[3, 5, 7]),
     )
-    torch.manual_seed(0)
-    model = build_model(manifest.factory, manifest.kwargs, manifest.inputs, 3)
-    return ModelRunner(manifest, model.state_dict())
 
 
 def serving(model: ModelRunner) -> AbstractContextManager[str]:

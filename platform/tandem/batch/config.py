@@ -5,9 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 
 from tandem.errors import SpecError
-from tandem.specs.base import Spec
-from tandem.specs.deployment import Precision, VersionRef, half_precision_needs_gpu
-from tandem.specs.train import NAME_PATTERN
+from tandem.specs import NAME_PATTERN, Precision, Spec, VersionRef, half_precision_needs_gpu
 
 ROW_INDEX_COLUMN = "row"
 """Output column holding each row's position in the input when no id column is named."""

@@ -14,7 +14,7 @@ import sys
 
 from tandem.batch.config import BatchPredictSpec, parse_model_ref
 from tandem.batch.pipeline import run
-from tandem.cluster.pools import run_at_throughput_priority
+from tandem.cluster import run_at_throughput_priority
 from tandem.errors import TandemError
 from tandem.settings import Settings
 from tandem.specs import load

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from tandem.specs.deployment import VersionRef
+from tandem.specs import VersionRef
 
 PART_FILE = "part-00000.parquet"
 SUMMARY_FILE = "_batch.json"

@@ -14,21 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import ray.data
 import torch
 from ray.data import ActorPoolStrategy, DataContext
 
 from tandem.batch.config import ROW_INDEX_COLUMN, BatchPredictSpec
 from tandem.batch.output import BatchResult, ScoredParquet
 from tandem.batch.transform import RowIndex, Scorer, input_columns
-from tandem.cluster import session
-from tandem.cluster.pools import keep_data_off_serve, pool_resources, usable_cores
-from tandem.cluster.status import require_pool_gpus
-from tandem.data.source import ParquetSource, open_source
+from tandem.cluster import connect, pool_resources, require_pool_gpus, usable_cores
+from tandem.data import ParquetSource, open_source, read_parquet
 from tandem.errors import SpecError
 from tandem.models import device_here, load_runner, output_names
-from tandem.registry.manifest import Manifest
-from tandem.registry.store import Registry
+from tandem.registry import Manifest, Registry
 from tandem.settings import Settings
 from tandem.specs import Pool, Precision
 
@@ -119,19 +115,13 @@ def run(
 ) -> BatchResult:
     checked = preflight(spec, settings)
     spec, manifest, source = checked.spec, checked.manifest, checked.source
-    session.connect(settings)
+    connect(settings)
     if spec.gpus_per_actor > 0 and settings.embedded:
         require_pool_gpus(POOL, spec.gpus_per_actor, "gpus_per_actor")
     context = DataContext.get_current()
     # The driver numbers rows as batches arrive, so they must arrive in input order.
     context.execution_options.preserve_order = True
-    keep_data_off_serve()
-    scored = ray.data.read_parquet(
-        list(source.files),
-        filesystem=source.arrow_fs,
-        columns=checked.columns,
-        resources=pool_resources(POOL),
-    ).map_batches(
+    scored = read_parquet(source, checked.columns, POOL).map_batches(
         ScoringActor,
         fn_constructor_kwargs={
             "storage": spec.storage,

@@ -13,8 +13,9 @@ import typer
 from rich.table import Table
 
 from tandem.cli.app import app, console, user_errors
-from tandem.cluster import local, session
-from tandem.cluster.status import ClusterStatus, collect
+from tandem.cluster import ClusterState, ClusterStatus, collect, connect, gcs_address, running_state
+from tandem.cluster import stop as stop_cluster
+from tandem.cluster import up as start_cluster
 from tandem.settings import Settings
 
 
@@ -37,7 +38,7 @@ def up(
     multi-machine cluster starts with Ray's own `ray up cluster.yaml` instead.
     """
     settings = Settings.from_env()
-    state = session.up(settings, pinned=not no_pin, work_conserving=work_conserving)
+    state = start_cluster(settings, pinned=not no_pin, work_conserving=work_conserving)
     console.print(f"embedded cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
     for name, cores in state.cores.items():
         gpus = state.gpus.get(name)
@@ -57,7 +58,7 @@ def down() -> None:
     cluster from `ray up cluster.yaml` stops with `ray down cluster.yaml`.
     """
     settings = Settings.from_env()
-    if local.stop(settings):
+    if stop_cluster(settings):
         console.print(f"stopped the cluster under {settings.home}")
     else:
         console.print(f"no cluster was running under {settings.home}")
@@ -101,10 +102,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     The embedded cluster, or the one RAY_ADDRESS names.
     """
     settings = Settings.from_env()
-    session.connect(settings, start=False)
-    state = local.ClusterState.read(settings) if settings.embedded else None
+    connect(settings, start=False)
+    state = ClusterState.read(settings) if settings.embedded else None
     cores, gpus = (state.cores, state.gpus) if state is not None else (None, None)
-    result = collect(session.gcs_address(settings, start=False), cores, gpus)
+    result = collect(gcs_address(settings, start=False), cores, gpus)
     if as_json:
         console.print_json(json.dumps(asdict(result)))
     else:
@@ -120,7 +121,7 @@ def env() -> None:
     cluster as the embedded one.
     """
     settings = Settings.from_env()
-    state = session.running_state(settings)
+    state = running_state(settings)
     exports = {
         "RAY_ADDRESS": state.gcs_address,
         "RAY_API_SERVER_ADDRESS": state.dashboard_url,

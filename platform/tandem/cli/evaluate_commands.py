@@ -8,7 +8,7 @@ from rich.table import Table
 from tandem.cli.app import app, console, user_errors
 from tandem.evaluation import Evaluation
 from tandem.sdk import Client
-from tandem.serve.promotion import lower_is_better
+from tandem.serve import lower_is_better
 
 
 def best_versions(evaluation: Evaluation, metric: str) -> list[int]:

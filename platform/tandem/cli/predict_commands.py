@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from tandem.batch.config import BatchPredictSpec, parse_model_ref
+from tandem.batch import BatchPredictSpec, parse_model_ref
 from tandem.cli.app import app, console, user_errors
 from tandem.cli.train_commands import follow
 from tandem.errors import SpecError

@@ -6,8 +6,7 @@ import logging
 import re
 
 from tandem.cli.app import app, console, user_errors
-from tandem.sdk import Client
-from tandem.sdk.quickstart import QuickstartReport, run
+from tandem.sdk import Client, QuickstartReport, run_quickstart
 
 # Of the training job's log, only the per-epoch lines tell a newcomer something.
 PROGRESS_LINE = re.compile(r"epoch \d+/\d+ .*|registered .*")
@@ -53,7 +52,7 @@ def quickstart() -> None:
     # Serve narrates every deployment step at INFO; here it would bury the report.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     with Client() as client:
-        report = run(
+        report = run_quickstart(
             client,
             say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
             show_logs=EpochLines(),

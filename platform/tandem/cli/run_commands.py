@@ -14,8 +14,7 @@ from typer.core import TyperGroup
 from tandem.cli.app import app, console, user_errors
 from tandem.cli.train_commands import follow
 from tandem.sdk import Client
-from tandem.train.history import RunRecord, RunSummary
-from tandem.train.reproduce import Reproduction
+from tandem.train import Reproduction, RunRecord, RunSummary
 
 EPOCH_COLUMNS = {
     "train_loss": "train loss",

@@ -8,9 +8,14 @@ import typer
 from rich.table import Table
 
 from tandem.cli.app import app, console, err_console, user_errors
-from tandem.serve import control
+from tandem.serve import deploy as deploy_app
+from tandem.serve import deployments as list_deployments
+from tandem.serve import endpoint as serve_endpoint
+from tandem.serve import promote as promote_version
+from tandem.serve import rollback as rollback_alias
+from tandem.serve import undeploy as undeploy_app
 from tandem.settings import Settings
-from tandem.specs.files import deployment_specs
+from tandem.specs import deployment_specs
 
 
 @app.command()
@@ -21,11 +26,11 @@ def deploy(
     """Deploy (or update) models; returns once their replicas serve."""
     settings = Settings.from_env()
     for parsed in deployment_specs(spec):
-        done = control.deploy(parsed, settings)
+        done = deploy_app(parsed, settings)
         versions = ", ".join(str(v) for v in sorted(done.live.loaded()))
         console.print(
             f"deployed {parsed.model}: default v{done.live.default} (live: {versions}) at "
-            f"{control.endpoint(settings)}/v2/models/{parsed.model}",
+            f"{serve_endpoint(settings)}/v2/models/{parsed.model}",
             highlight=False,
         )
 
@@ -34,7 +39,7 @@ def deploy(
 @user_errors
 def undeploy(name: str = typer.Argument(..., help="Model name of the deployment.")) -> None:
     """Remove a model's deployment."""
-    control.undeploy(name, Settings.from_env())
+    undeploy_app(name, Settings.from_env())
     console.print(f"undeployed {name}", highlight=False)
 
 
@@ -45,7 +50,7 @@ def deployments() -> None:
     table = Table(title="deployments")
     for column in ("model", "status", "default", "canary", "shadow", "live versions"):
         table.add_column(column)
-    for found in control.deployments(Settings.from_env()):
+    for found in list_deployments(Settings.from_env()):
         canary, shadow = found.live.canary, found.live.shadow
         table.add_row(
             found.spec.model,
@@ -81,7 +86,7 @@ def promote(
     def say(line: str) -> None:
         err_console.print(line, highlight=False, markup=False)
 
-    previous = control.promote(
+    previous = promote_version(
         name, version, Settings.from_env(), alias, if_better, min_gain=min_gain, say=say
     )
     was = "unset" if previous is None else f"v{previous}"
@@ -95,5 +100,5 @@ def rollback(
     alias: str = typer.Option("production", help="Alias to move back."),
 ) -> None:
     """Return an alias to the version it named before."""
-    before, after = control.rollback(name, Settings.from_env(), alias)
+    before, after = rollback_alias(name, Settings.from_env(), alias)
     console.print(f"{name}: {alias} v{before} → v{after}", highlight=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from tandem.cluster import session
+import tandem.cluster.session as session
 from tandem.errors import JobFailedError, NotFoundError
 from tandem.settings import Settings
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tandem.settings import SERVE_HTTP_OFFSET
-from tandem.specs import Pool
-from tandem.specs.cluster import POOL_LABEL, ClusterSpec, pool_resource
+from tandem.specs import POOL_LABEL, ClusterSpec, Pool, pool_resource
 
 HEAD = "head"
 """The head node's name and its ``tandem.io/pool`` label: it runs the control plane, and no

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 
 from tandem.cluster.layout import THROUGHPUT_NICENESS
-from tandem.specs import Pool
-from tandem.specs.cluster import POOL_LABEL, pool_resource
+from tandem.specs import POOL_LABEL, Pool, pool_resource
 
 POOL_SLIVER = 0.001
 OFF_SERVE = {POOL_LABEL: f"!{Pool.SERVE}"}
@@ -20,24 +19,6 @@ OFF_SERVE = {POOL_LABEL: f"!{Pool.SERVE}"}
 def pool_resources(pool: Pool) -> dict[str, float]:
     """Custom resources that pin work to ``pool``."""
     return {pool_resource(pool): POOL_SLIVER}
-
-
-def keep_data_off_serve() -> None:
-    """Keep every task and actor of this process's Ray Data pipelines off the serve nodes.
-
-    Ray Data starts some tasks without the resources a read asks for. Its V2 Parquet
-    source lists files in such a task, so the V1 source is used (it reads footers in the
-    driver and runs every read task with the read's resources). V1's Parquet sampling
-    still runs SPREAD-scheduled, and each training or batch job started a worker process
-    on the serve node (found by listing the serve node's tasks during the isolation
-    benchmark: one ``_fetch_parquet_file_info`` per job, and two worker start-ups, each a
-    second or more of the serve core at the request path's priority): the context's label
-    selector reaches every task and actor a Dataset launches."""
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.use_datasource_v2 = False
-    context.execution_options.label_selector = dict(OFF_SERVE)
 
 
 def pool_options(pool: Pool, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, object]:

@@ -10,12 +10,12 @@ import os
 
 import ray
 
-from tandem.cluster import local
+import tandem.cluster.local as local
 from tandem.cluster.layout import EmbeddedLayout, plan_embedded
 from tandem.defaults import cluster_file
 from tandem.errors import ClusterError
 from tandem.settings import Settings
-from tandem.specs.cluster import ClusterSpec
+from tandem.specs import ClusterSpec
 
 
 def embedded_layout(
@@ -94,12 +94,11 @@ def use_embedded_auth(settings: Settings) -> None:
             "RAY_AUTH_TOKEN_PATH": str(settings.auth_token_path),
         }
     )
-    # Ray reads its auth mode into a cached config when it is imported; refresh
-    # it the way Ray's own `_enable_token_auth` does, so the new mode applies.
-    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+    # Ray reads its auth mode into a cached config when it is imported; refresh it so the
+    # new mode applies.
+    from tandem.ray_private import reset_auth_cache
 
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
+    reset_auth_cache()
 
 
 def _embedded_state(settings: Settings, start: bool) -> local.ClusterState:

@@ -9,8 +9,7 @@ import ray
 from ray.util import state as ray_state
 
 from tandem.errors import SpecError
-from tandem.specs import Pool
-from tandem.specs.cluster import POOL_LABEL
+from tandem.specs import POOL_LABEL, Pool
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,6 @@ def _internal(resource: str) -> bool:
 
 
 def _available_by_node() -> dict[str, dict[str, float]]:
-    from ray._private.state import state as global_state
+    from tandem.ray_private import available_resources_per_node
 
-    return dict(global_state.available_resources_per_node())
+    return available_resources_per_node()

@@ -11,8 +11,7 @@ from functools import reduce
 
 import numpy as np
 
-from tandem.preprocess import Moments, Raw, example_value, gather
-from tandem.preprocess.inputs import decode_images
+from tandem.preprocess import Moments, Raw, decode_images, example_value, gather
 from tandem.registry import InputSchema, TargetSchema
 
 

@@ -12,21 +12,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import ray.data
 from ray.data import Dataset
 
-from tandem.cluster.pools import keep_data_off_serve, pool_resources
+from tandem.cluster import pool_resources
 from tandem.data.columns import LABEL_KEY, input_key
 from tandem.data.content import scan
 from tandem.data.fit import FitPart, PartialFit, fitted, label_index
+from tandem.data.read import read_parquet
 from tandem.data.schema import draft_inputs, draft_target, input_field
 from tandem.data.source import ParquetSource, open_source
 from tandem.errors import SpecError
-from tandem.preprocess import gather, model_array
-from tandem.preprocess.inputs import feature_matrix
+from tandem.preprocess import feature_matrix, gather, model_array
 from tandem.registry import DatasetRef, InputSchema, TargetSchema
-from tandem.specs import Pool
-from tandem.specs.dataset import DatasetSpec
+from tandem.specs import DatasetSpec, Pool
 
 POOL = Pool.TRAIN
 # Preprocessed data up to this size is computed once and kept in the object
@@ -87,15 +85,11 @@ def check(spec: DatasetSpec, task: str) -> CheckedData:
     return CheckedData(train, validation, drafts[0], targets[0], report.max_ids)
 
 
-def _read(source: ParquetSource, columns: list[str]) -> Dataset:
-    keep_data_off_serve()
-    return ray.data.read_parquet(
-        list(source.files),
-        filesystem=source.arrow_fs,
-        columns=columns,
-        resources=pool_resources(POOL),
-        override_num_blocks=max(1, math.ceil(source.total_bytes() / READ_BLOCK_BYTES)),
-    )
+def read_split(source: ParquetSource, columns: list[str]) -> Dataset:
+    """One split's ``columns``, read in the train pool in blocks of about
+    ``READ_BLOCK_BYTES``."""
+    blocks = max(1, math.ceil(source.total_bytes() / READ_BLOCK_BYTES))
+    return read_parquet(source, columns, POOL, blocks)
 
 
 class ToTensors:
@@ -133,9 +127,9 @@ def dataset_ref(source: ParquetSource) -> DatasetRef:
 def prepare(spec: DatasetSpec, task: str, checked: CheckedData, seed: int) -> PreparedData:
     """Read, split (when no validation URI), fit on the training split, build tensor datasets."""
     columns = sorted({c for d in checked.inputs for c in d.columns} | {spec.label})
-    train = _read(checked.train, columns)
+    train = read_split(checked.train, columns)
     if checked.validation is not None:
-        validation = _read(checked.validation, columns)
+        validation = read_split(checked.validation, columns)
     else:
         train, validation = train.train_test_split(
             test_size=spec.validation_fraction, shuffle=True, seed=seed

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from tandem.errors import SpecError
 from tandem.registry import InputSchema, TargetSchema
-from tandem.specs.dataset import (
+from tandem.specs import (
     DatasetSpec,
     ImageInput,
     SequenceInput,

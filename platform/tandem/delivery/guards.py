@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tandem.specs.delivery import CanaryGuard, ShadowGuard
+from tandem.specs import CanaryGuard, ShadowGuard
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ from tandem.delivery.record import (
 )
 from tandem.errors import NotFoundError, SpecError, TandemError
 from tandem.registry import Registry
-from tandem.serve.evidence import RolloutEvidence
-from tandem.serve.routing import CanaryTarget, ShadowTarget
+from tandem.serve import CanaryTarget, RolloutEvidence, ShadowTarget
 from tandem.settings import Settings
-from tandem.specs import TrainJobSpec, load
-from tandem.specs.delivery import DeliverySpec
+from tandem.specs import DeliverySpec, TrainJobSpec, load
 
 FLUSH_S = 1.5
 """Replicas send their evidence about once a second: wait this long after a window."""
@@ -65,7 +63,7 @@ def candidate_train_spec(spec: DeliverySpec, settings: Settings) -> TrainJobSpec
     """The candidate's training spec, checked (data and factory) before anything moves."""
     if spec.candidate.train is None:
         return None
-    from tandem.train.job import preflight, with_resolved_paths
+    from tandem.train import preflight, with_resolved_paths
 
     train = with_resolved_paths(load(TrainJobSpec, spec.candidate.train), settings)
     if train.name != spec.model:
@@ -80,7 +78,7 @@ def candidate_train_spec(spec: DeliverySpec, settings: Settings) -> TrainJobSpec
 def live_version(spec: DeliverySpec, settings: Settings, registry: Registry) -> int:
     """The alias's version, which the model's deployment must be serving with no rollout
     under way."""
-    from tandem.serve import control
+    from tandem.serve import deployments as list_deployments
 
     current = registry.aliases(spec.model).get(spec.alias)
     if current is None:
@@ -88,7 +86,7 @@ def live_version(spec: DeliverySpec, settings: Settings, registry: Registry) -> 
             f"model {spec.model!r} has no alias {spec.alias!r}: promote a first version "
             "and deploy it before delivering the next"
         )
-    deployed = {d.spec.model: d for d in control.deployments(settings)}.get(spec.model)
+    deployed = {d.spec.model: d for d in list_deployments(settings)}.get(spec.model)
     if deployed is None:
         raise NotFoundError(f"{spec.model!r} is not deployed; `tandem deploy` it first")
     live = deployed.live
@@ -159,8 +157,8 @@ class Delivery:
             step, reason = "candidate", f"registered v{manifest.version}"
             evidence: dict[str, object] = {"version": manifest.version}
         else:
-            from tandem.cluster.jobs import current_submission_id
-            from tandem.train.job import run as train
+            from tandem.cluster import current_submission_id
+            from tandem.train import run as train
 
             self.say(f"training {train_spec.name} ({train_spec.train.epochs} epochs)")
             result = train(
@@ -175,7 +173,7 @@ class Delivery:
 
     def _evaluate(self, candidate: int) -> None:
         from tandem.evaluation import evaluate
-        from tandem.serve.promotion import gate
+        from tandem.serve import gate
 
         started = time.monotonic()
         guard = self.spec.evaluate
@@ -265,10 +263,10 @@ class Delivery:
         self._step(f"canary {weight}%", started, verdict)
 
     def _promote(self, candidate: int) -> None:
-        from tandem.serve import control
+        from tandem.serve import promote as promote_version
 
         started = time.monotonic()
-        previous = control.promote(self.spec.model, candidate, self.settings, self.spec.alias)
+        previous = promote_version(self.spec.model, candidate, self.settings, self.spec.alias)
         self._set_traffic()
         reason = f"{self.spec.alias}: v{previous} → v{candidate}"
         self._step("promote", started, Verdict(True, reason, {"previous": previous}))
@@ -278,9 +276,9 @@ class Delivery:
     def _set_traffic(
         self, canary: CanaryTarget | None = None, shadow: ShadowTarget | None = None
     ) -> None:
-        from tandem.serve import control
+        from tandem.serve import set_traffic
 
-        control.set_traffic(self.spec.model, self.settings, canary=canary, shadow=shadow)
+        set_traffic(self.spec.model, self.settings, canary=canary, shadow=shadow)
         self.traffic_moved = canary is not None or shadow is not None
 
     def _watch(
@@ -288,13 +286,13 @@ class Delivery:
     ) -> RolloutEvidence:
         """Evidence of a window of at least ``seconds``, extended (up to 3×) until
         ``version`` answered (or ``shadow`` compared) ``min_requests`` requests."""
-        from tandem.serve import control
+        from tandem.serve import rollout_evidence
 
         since = time.time()
         time.sleep(seconds + FLUSH_S)
         deadline = since + 3 * seconds + FLUSH_S
         while True:
-            evidence = control.rollout_evidence(self.spec.model, self.settings, since)
+            evidence = rollout_evidence(self.spec.model, self.settings, since)
             if shadow is not None:
                 mirrored = evidence.shadows.get(shadow)
                 count = mirrored.compared if mirrored else 0

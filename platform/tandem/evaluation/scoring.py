@@ -310,11 +310,10 @@ def evaluate(
     # tandem.serve.promotion does) loads no Ray.
     import ray
 
-    from tandem.cluster import session
-    from tandem.cluster.pools import pool_resources
+    from tandem.cluster import connect, pool_resources
 
     planned = plan(settings, name, candidate, against, data, label, storage)
-    session.connect(settings)
+    connect(settings)
     task = ray.remote(num_cpus=TASK_CPUS, resources=pool_resources(POOL))(score_versions)
     ref = task.remote(
         planned.storage, name, planned.versions, planned.source.uri, planned.columns, planned.label

@@ -22,7 +22,7 @@ from tandem.models.code import install_code
 from tandem.models.factory import build_model
 from tandem.preprocess import Raw, example_raw, model_array
 from tandem.registry import Manifest, Registry
-from tandem.specs.deployment import Precision
+from tandem.specs import Precision
 
 Outputs = dict[str, np.ndarray]
 DTYPES: dict[str, torch.dtype] = {

@@ -4,6 +4,7 @@ online serving and batch scoring. Pure numpy and Pillow: no Ray, no torch."""
 from tandem.preprocess.images import decode_image, encode_png
 from tandem.preprocess.inputs import (
     Raw,
+    decode_images,
     example_raw,
     example_value,
     feature_matrix,
@@ -17,6 +18,7 @@ __all__ = [
     "Moments",
     "Raw",
     "decode_image",
+    "decode_images",
     "encode_png",
     "example_raw",
     "example_value",

@@ -14,6 +14,7 @@ from tandem.registry.manifest import (
     Record,
     TargetSchema,
     WeightsRef,
+    version_number,
 )
 from tandem.registry.store import Registry
 
@@ -33,4 +34,5 @@ __all__ = [
     "WeightsRef",
     "external_manifest",
     "tabular_input",
+    "version_number",
 ]

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from fsspec import AbstractFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
+import tandem.registry.fsio as fsio
 from tandem.errors import RegistryError
-from tandem.registry import fsio
 
 
 class LockPolicy(BaseModel):

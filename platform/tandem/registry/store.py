@@ -52,8 +52,9 @@ from pydantic import ValidationError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+import tandem.registry.fsio as fsio
+import tandem.registry.lock as lock
 from tandem.errors import IntegrityError, NotFoundError, SpecError
-from tandem.registry import fsio, lock
 from tandem.registry.aliases import ALIASES_FILE, LATEST, AliasBook, check_alias_name
 from tandem.registry.manifest import (
     CODE_FILE,

@@ -16,34 +16,51 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tandem.batch.config import BatchPredictSpec
-from tandem.batch.output import BatchResult, read_summary
-from tandem.batch.pipeline import preflight as batch_preflight
-from tandem.batch.transform import input_columns
-from tandem.cluster import jobs, session, storage
-from tandem.cluster.jobs import JobInfo
+from tandem.batch import BatchPredictSpec, BatchResult, input_columns, read_summary
+from tandem.batch import preflight as batch_preflight
+from tandem.cluster import JobInfo, list_jobs, require_shared
+from tandem.cluster import attach as attach_job
+from tandem.cluster import submit as submit_job
+from tandem.cluster import up as start_cluster
 from tandem.delivery import DeliveryRecord, deliver, deliveries
 from tandem.errors import NotFoundError, SpecError
 from tandem.evaluation import Evaluation, evaluate
 from tandem.models import user_package
 from tandem.preprocess import Raw, gather, token_matrix
-from tandem.registry import InputSchema, Manifest
-from tandem.registry.store import Registry
+from tandem.registry import InputSchema, Manifest, Registry
 from tandem.sdk.entrypoints import batch_entrypoint, train_entrypoint
 from tandem.sdk.handles import Job
 from tandem.sdk.inference import DEFAULT_RETRY, InferenceClient, RetryPolicy
-from tandem.serve import control
-from tandem.serve.control import Deployed
+from tandem.serve import Deployed
+from tandem.serve import deploy as deploy_app
+from tandem.serve import deployments as list_deployments
+from tandem.serve import endpoint as serve_endpoint
+from tandem.serve import promote as promote_version
+from tandem.serve import rollback as rollback_alias
+from tandem.serve import undeploy as undeploy_app
 from tandem.settings import Settings
-from tandem.specs import DeploymentSpec, TrainJobSpec, load
-from tandem.specs.delivery import DeliverySpec
-from tandem.specs.deployment import Precision, VersionRef
-from tandem.specs.files import deployment_specs
-from tandem.train.curves import write_curves
-from tandem.train.history import RunRecord, RunSummary, list_runs, load_run
-from tandem.train.job import preflight as train_preflight
-from tandem.train.job import storage_uri, with_resolved_paths
-from tandem.train.reproduce import Reproduction, compare_versions, reproduction_spec
+from tandem.specs import (
+    DeliverySpec,
+    DeploymentSpec,
+    Precision,
+    TrainJobSpec,
+    VersionRef,
+    deployment_specs,
+    load,
+)
+from tandem.train import (
+    Reproduction,
+    RunRecord,
+    RunSummary,
+    compare_versions,
+    list_runs,
+    load_run,
+    reproduction_spec,
+    storage_uri,
+    with_resolved_paths,
+    write_curves,
+)
+from tandem.train import preflight as train_preflight
 
 SpecSource = str | Path | dict[str, Any]
 Predictions = dict[str, np.ndarray]
@@ -113,12 +130,12 @@ class Client:
         checked = with_resolved_paths(load(TrainJobSpec, spec), self.settings)
         train_preflight(checked)
         assert checked.storage is not None
-        storage.require_shared(self.settings, checked.storage)
+        require_shared(self.settings, checked.storage)
         # A factory from the user's own package travels to the job like `ray job submit
         # --runtime-env-json '{"py_modules": [...]}'` would send it.
         package = user_package(checked.model.factory)
         modules = [str(package[1])] if package and package[1].is_dir() else None
-        handle = jobs.submit(self.settings, train_entrypoint(checked, resume), py_modules=modules)
+        handle = submit_job(self.settings, train_entrypoint(checked, resume), py_modules=modules)
         registry = Registry(checked.storage)
         return Job(handle, lambda: _registered_by(registry, checked.name, handle.submission_id))
 
@@ -133,11 +150,11 @@ class Client:
 
     def jobs(self) -> list[JobInfo]:
         """Jobs submitted to the cluster, oldest first."""
-        return jobs.list_jobs(self.settings)
+        return list_jobs(self.settings)
 
     def job(self, submission_id: str) -> Job[None]:
         """A handle on a job submitted earlier (``NotFoundError`` if the cluster has none)."""
-        return Job(jobs.attach(self.settings, submission_id), lambda: None)
+        return Job(attach_job(self.settings, submission_id), lambda: None)
 
     def runs(self, name: str | None = None) -> list[RunSummary]:
         """Training runs in the default storage (of job ``name`` only), newest last.
@@ -175,7 +192,7 @@ class Client:
             comparison = compare_versions(registry, name, original.version, manifest.version)
             return Reproduction(original, manifest, comparison)
 
-        job = Job(jobs.attach(self.settings, training.submission_id), compared)
+        job = Job(attach_job(self.settings, training.submission_id), compared)
         if wait:
             job.wait()
         return job
@@ -220,14 +237,14 @@ class Client:
         ``evaluate`` of the two, else one run first on the version's validation set. A tie
         or a loss raises ``RegistryError`` and the alias stays.
         """
-        previous = control.promote(
+        previous = promote_version(
             name, version, self.settings, alias, if_better, min_gain=min_gain
         )
         return AliasMove(name, alias, version, previous)
 
     def rollback(self, name: str, alias: str = "production") -> AliasMove:
         """Return ``alias`` to the version it named before."""
-        before, after = control.rollback(name, self.settings, alias)
+        before, after = rollback_alias(name, self.settings, alias)
         return AliasMove(name, alias, after, before)
 
     def evaluate(
@@ -254,13 +271,13 @@ class Client:
 
         Returns once the replicas serve the resolved versions.
         """
-        return [control.deploy(parsed, self.settings) for parsed in deployment_specs(spec)]
+        return [deploy_app(parsed, self.settings) for parsed in deployment_specs(spec)]
 
     def undeploy(self, name: str) -> None:
-        control.undeploy(name, self.settings)
+        undeploy_app(name, self.settings)
 
     def deployments(self) -> list[Deployed]:
-        return control.deployments(self.settings)
+        return list_deployments(self.settings)
 
     # --- delivery -------------------------------------------------------------
 
@@ -280,7 +297,7 @@ class Client:
     @property
     def endpoint(self) -> str:
         """Base URL of the HTTP (Open Inference Protocol v2) endpoint."""
-        return self._endpoint or control.endpoint(self.settings)
+        return self._endpoint or serve_endpoint(self.settings)
 
     def predict(
         self,
@@ -341,8 +358,8 @@ class Client:
         """Check a batch spec here (model, version, input columns), then submit it."""
         checked = batch_preflight(load(BatchPredictSpec, spec), self.settings).spec
         assert checked.storage is not None
-        storage.require_shared(self.settings, checked.storage)
-        handle = jobs.submit(self.settings, batch_entrypoint(checked))
+        require_shared(self.settings, checked.storage)
+        handle = submit_job(self.settings, batch_entrypoint(checked))
         job = Job(handle, lambda: read_summary(checked.output))
         if wait:
             job.wait()
@@ -352,7 +369,7 @@ class Client:
 
     def up(self) -> None:
         """Start the embedded cluster if it is not running (``tandem up``)."""
-        session.up(self.settings)
+        start_cluster(self.settings)
 
     def _http(self) -> InferenceClient:
         if self._inference is None:

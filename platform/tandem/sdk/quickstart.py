@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tandem.data import write_digits
-from tandem.data.digits import FEATURES
+from tandem.data import FEATURES, write_digits
 from tandem.defaults import recipe
-from tandem.registry.manifest import Manifest
+from tandem.registry import Manifest
 from tandem.sdk.client import Client
 
 TRAIN_SPEC = "jobs/specs/digits-mlp.yaml"

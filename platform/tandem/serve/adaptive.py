@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tandem.serve.batcher import BatchReport
-from tandem.specs.deployment import BatchingSpec
+from tandem.specs import BatchingSpec
 
 WINDOW = 16
 """Batches observed at one setting before the controller decides (p99 of 16 is their worst:

@@ -24,10 +24,11 @@ from ray.serve.schema import ApplicationStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tandem.cluster.pools import pool_resources
-from tandem.errors import RequestError
+import tandem.serve.protocol as protocol
+import tandem.serve.statuses as statuses
+from tandem.cluster import pool_resources
+from tandem.errors import NotServed, Rejected
 from tandem.models import ModelRunner, device_here, load_runner, size_torch_threads
-from tandem.serve import protocol
 from tandem.serve.adaptive import batching_policy
 from tandem.serve.auth import BearerAuth, load_token
 from tandem.serve.batcher import BatchReport, MicroBatcher
@@ -37,11 +38,9 @@ from tandem.serve.evidence_book import flush_periodically
 from tandem.serve.metrics import RequestMetrics
 from tandem.serve.resolve import live_versions, open_registry
 from tandem.serve.routing import LiveVersions
-from tandem.serve.service import ModelService, Outputs, json_response
+from tandem.serve.service import ModelService, Outputs, error_response, json_response
 from tandem.settings import Settings
-from tandem.specs import Pool
-from tandem.specs.base import parse
-from tandem.specs.deployment import AuthSpec, DeploymentSpec
+from tandem.specs import AuthSpec, DeploymentSpec, Pool, parse
 
 MODEL_DEPLOYMENT = "ModelServer"
 GATEWAY_APP = "tandem-gateway"
@@ -66,7 +65,10 @@ def deployment_options(spec: DeploymentSpec, live: LiveVersions) -> dict[str, An
         "max_ongoing_requests": spec.max_ongoing_requests,
         "max_queued_requests": spec.max_queued_requests,
         # Overload answers 503 + Retry-After instead of queueing without bound.
-        "backpressure_config": {"status_code": 503, "retry_after_s": RETRY_AFTER_S},
+        "backpressure_config": {
+            "status_code": statuses.UNAVAILABLE,
+            "retry_after_s": RETRY_AFTER_S,
+        },
         "autoscaling_config": {
             "min_replicas": scaling.min_replicas,
             "initial_replicas": max(scaling.min_replicas, 1),
@@ -195,21 +197,22 @@ class Gateway:
         path = request.url.path.rstrip("/")
         try:
             if path == "/v2/health/live":
-                return json_response(200, b'{"live": true}')
+                return json_response(statuses.OK, b'{"live": true}')
             self._auth.check(request.headers.get("authorization"))
             if path == "/v2" and request.method == "GET":
-                return json_response(200, json.dumps(protocol.server_metadata()).encode())
+                metadata = json.dumps(protocol.server_metadata()).encode()
+                return json_response(statuses.OK, metadata)
             models = model_app_statuses()
             if path == "/v2/health/ready":
                 ready = all(status == ApplicationStatus.RUNNING for status in models.values())
-                return json_response(200 if ready else 503, json.dumps({"ready": ready}).encode())
-            raise RequestError(
+                status = statuses.OK if ready else statuses.UNAVAILABLE
+                return json_response(status, json.dumps({"ready": ready}).encode())
+            raise NotServed(
                 f"no model serves {request.url.path}; deployed models: {sorted(models)} "
-                "(use /v2/models/{name}/...)",
-                404,
+                "(use /v2/models/{name}/...)"
             )
-        except RequestError as error:
-            return json_response(error.status, protocol.error_body(error.message))
+        except Rejected as error:
+            return error_response(error)
 
 
 def model_app_statuses() -> dict[str, ApplicationStatus]:

@@ -10,10 +10,9 @@ import hmac
 import os
 from pathlib import Path
 
-from tandem.errors import RequestError
-from tandem.specs.deployment import AuthSpec
+from tandem.errors import Unauthenticated
+from tandem.specs import AuthSpec
 
-UNAUTHORIZED = 401
 SCHEME = "bearer "
 
 
@@ -44,7 +43,7 @@ class BearerAuth:
         if self._token is None:
             return
         if header is None or not header[: len(SCHEME)].lower() == SCHEME:
-            raise RequestError("missing 'Authorization: Bearer <token>' header", UNAUTHORIZED)
+            raise Unauthenticated("missing 'Authorization: Bearer <token>' header")
         offered = header[len(SCHEME) :].strip().encode()
         if not hmac.compare_digest(offered, self._token):
-            raise RequestError("invalid bearer token", UNAUTHORIZED)
+            raise Unauthenticated("invalid bearer token")

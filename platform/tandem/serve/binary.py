@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from tandem.errors import RequestError
+from tandem.errors import MalformedRequest
 
 HEADER_LENGTH = "inference-header-content-length"
 """HTTP header giving the length of the JSON part of a request or response body."""
-BAD_REQUEST = 400
 WIRE_TYPES: dict[str, np.dtype[Any]] = {
     "FP32": np.dtype("<f4"),
     "FP64": np.dtype("<f8"),
@@ -32,9 +31,9 @@ WIRE_TYPES: dict[str, np.dtype[Any]] = {
 _LENGTH = struct.Struct("<I")
 
 
-def bad_input(name: str, message: str) -> RequestError:
-    """A 400 naming the input, worded like ``InputError``."""
-    return RequestError(f"input {name!r}: {message}", BAD_REQUEST)
+def bad_input(name: str, message: str) -> MalformedRequest:
+    """A malformed request naming the input, worded like ``InputError``."""
+    return MalformedRequest(f"input {name!r}: {message}")
 
 
 def split_body(body: bytes, declared: str | None) -> tuple[bytes, memoryview | None]:
@@ -42,17 +41,15 @@ def split_body(body: bytes, declared: str | None) -> tuple[bytes, memoryview | N
     if declared is None:
         return body, None
     if not (declared.isascii() and declared.isdigit() and len(declared) <= 20):
-        raise RequestError(
+        raise MalformedRequest(
             f"Inference-Header-Content-Length must be the JSON header's length in bytes "
-            f"(got {declared[:40]!r})",
-            BAD_REQUEST,
+            f"(got {declared[:40]!r})"
         )
     length = int(declared)
     if length > len(body):
-        raise RequestError(
+        raise MalformedRequest(
             f"Inference-Header-Content-Length says the JSON header is {length} bytes, but the "
-            f"whole body has only {len(body)}",
-            BAD_REQUEST,
+            f"whole body has only {len(body)}"
         )
     return body[:length], memoryview(body)[length:]
 
@@ -87,10 +84,9 @@ def cut_chunks(sizes: Sequence[tuple[str, int]], tail: memoryview | None) -> dic
             "binary_data_size must add up to the bytes after the JSON header",
         )
     if extra:
-        raise RequestError(
+        raise MalformedRequest(
             f"the body holds {extra} bytes after the JSON header, but no input declares "
-            "parameters.binary_data_size",
-            BAD_REQUEST,
+            "parameters.binary_data_size"
         )
     return chunks
 

@@ -19,18 +19,14 @@ from typing import Any
 
 import httpx
 from ray import serve
-from ray.serve._private.client import ServeControllerClient
-from ray.serve.context import _get_global_client
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ServeDeploySchema
 
-from tandem.cluster import session
-from tandem.cluster.local import ClusterState
-from tandem.cluster.status import require_pool_gpus
-from tandem.cluster.storage import require_shared
+import tandem.serve.evidence_book as evidence_book
+from tandem.cluster import ClusterState, connect, require_pool_gpus, require_shared
 from tandem.errors import ClusterError, NotFoundError, RegistryError
 from tandem.evaluation import evaluate, find
-from tandem.registry.store import Registry
-from tandem.serve import evidence_book
+from tandem.ray_private import deploy_apps, serve_details, serve_http_options
+from tandem.registry import Registry
 from tandem.serve.app import GATEWAY_APP, MODEL_DEPLOYMENT, route_prefix
 from tandem.serve.evidence import RolloutEvidence
 from tandem.serve.promotion import check_metric, gate
@@ -42,9 +38,14 @@ from tandem.serve.resolve import (
 )
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
-from tandem.specs import Pool
-from tandem.specs.base import load
-from tandem.specs.deployment import MODEL_APP_IMPORT_PATH, CanarySpec, DeploymentSpec, ShadowSpec
+from tandem.specs import (
+    MODEL_APP_IMPORT_PATH,
+    CanarySpec,
+    DeploymentSpec,
+    Pool,
+    ShadowSpec,
+    load,
+)
 
 GATEWAY_IMPORT_PATH = "tandem.serve.app:build_gateway"
 DEPLOY_TIMEOUT_S = 180.0
@@ -135,7 +136,7 @@ def gateway_app_config(specs: list[DeploymentSpec]) -> dict[str, Any]:
 
 
 def _connect(settings: Settings) -> None:
-    session.connect(settings)
+    connect(settings)
     # One proxy, on the head: every embedded node shares 127.0.0.1, so proxies on several
     # nodes would fight over the same port. Loopback unless TANDEM_SERVE_HOST opens it.
     serve.start(
@@ -144,15 +145,9 @@ def _connect(settings: Settings) -> None:
     )
 
 
-def _client() -> ServeControllerClient:
-    client = _get_global_client()
-    assert client is not None, "serve.start() ran in _connect"
-    return client
-
-
 def _deployed_configs() -> dict[str, dict[str, Any]]:
     """Every app's deployed config, by app name (the gateway's left out)."""
-    details = _client().get_serve_details()
+    details = serve_details()
     return {
         name: app["deployed_app_config"]
         for name, app in details.get("applications", {}).items()
@@ -171,7 +166,7 @@ def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list
     specs = [deployed_spec(c)[0] for c in models.values()]
     # The running Serve's own HTTP options: a driver that cannot tell which port the
     # cluster was started with (a Ray job's driver sees only RAY_ADDRESS) keeps them.
-    http = _client().http_config
+    http = serve_http_options()
     config = ServeDeploySchema.model_validate(
         {
             "proxy_location": "HeadOnly",
@@ -179,7 +174,7 @@ def _apply(settings: Settings, models: dict[str, dict[str, Any]], wait_for: list
             "applications": [*others, *models.values(), gateway_app_config(specs)],
         }
     )
-    _client().deploy_apps(config)
+    deploy_apps(config)
     _wait_running([*wait_for, GATEWAY_APP])
 
 
@@ -306,7 +301,7 @@ def set_traffic(
 def rollout_evidence(name: str, settings: Settings, since: float) -> RolloutEvidence:
     """What ``name``'s replicas recorded since ``since`` (``time.time()``): per version and
     per shadow (see ``evidence_book.rollout_evidence``)."""
-    session.connect(settings)
+    connect(settings)
     return evidence_book.rollout_evidence(name, since)
 
 

@@ -20,12 +20,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from tandem.serve.statuses import is_server_error
+
 RETENTION_S = 600.0
 """How far back an ``EvidenceLog`` keeps records (a rollout step is seconds to minutes)."""
 MAX_SAMPLES = 2_000_000
 """Most latency samples an ``EvidenceLog`` keeps (8 bytes each): under very high traffic
 the oldest records go before ``RETENTION_S`` is reached."""
-SERVER_ERROR = 500
 
 ShadowOutcome = Literal["agree", "disagree", "compared", "error", "dropped"]
 """One mirrored request: the labels ``agree`` on every row or ``disagree`` on some
@@ -301,7 +302,7 @@ def summarise(records: Iterable[Record], since: float) -> RolloutEvidence:
 def _version(version: int, chunks: list[array[float]], statuses: dict[int, int]) -> VersionEvidence:
     samples = np.concatenate([np.frombuffer(chunk, dtype=np.float64) for chunk in chunks])
     requests = sum(statuses.values())
-    errors = sum(count for status, count in statuses.items() if status >= SERVER_ERROR)
+    errors = sum(count for status, count in statuses.items() if is_server_error(status))
     return VersionEvidence(
         version=version,
         requests=requests,

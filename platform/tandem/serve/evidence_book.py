@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 
-from tandem.cluster.pools import pool_resources
+from tandem.cluster import pool_resources
 from tandem.serve.evidence import EvidenceAccumulator, EvidenceLog, Record, RolloutEvidence
 from tandem.specs import Pool
 

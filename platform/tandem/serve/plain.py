@@ -14,13 +14,14 @@ import numpy as np
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tandem.errors import RequestError
+import tandem.serve.protocol as protocol
+import tandem.serve.statuses as statuses
+from tandem.errors import NotServed
 from tandem.models import ModelRunner, load_runner, size_torch_threads
-from tandem.registry.store import Registry
-from tandem.serve import protocol
+from tandem.registry import Registry
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
-from tandem.serve.service import ModelService, Outputs, json_response
+from tandem.serve.service import ModelService, Outputs, error_response, json_response
 from tandem.settings import Settings
 
 
@@ -40,11 +41,11 @@ def plain_app(runner: ModelRunner, max_rows: int = 4096, max_body_bytes: int = 8
         path = scope["path"]
         if path.rstrip("/") == "/v2" and scope["method"] == "GET":
             metadata = json.dumps(protocol.server_metadata()).encode()
-            await json_response(200, metadata)(scope, receive, send)
+            await json_response(statuses.OK, metadata)(scope, receive, send)
             return
         if path != prefix and not path.startswith(prefix + "/"):
-            missing = RequestError(f"no model serves {path}; this server has {name!r}", 404)
-            await json_response(404, protocol.error_body(missing.message))(scope, receive, send)
+            missing = NotServed(f"no model serves {path}; this server has {name!r}")
+            await error_response(missing)(scope, receive, send)
             return
         # The same scope Serve hands a replica: the app's prefix in root_path.
         request = Request({**scope, "root_path": prefix}, receive)

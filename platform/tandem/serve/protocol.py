@@ -9,8 +9,8 @@ after the JSON (``tandem.serve.binary``). Each input kind has its tensor form:
 - sequence: INT64 or INT32 ``[N, L]``, 1 ≤ L ≤ max_length, zero-padded by the client
 
 Parsing yields each input's *raw* form (``tandem.preprocess``) in the manifest's order, or
-raises ``RequestError`` saying what was expected, naming the input; the HTTP edge only
-maps the error's ``status`` onto the response.
+raises a ``tandem.errors.Rejected`` saying what was expected, naming the input; the HTTP
+edge chooses the status from the error's type (``tandem.serve.statuses``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from tandem import __version__
-from tandem.errors import RequestError
+import tandem.serve.binary as binary
+from tandem.errors import MalformedRequest, UnusableOutputs
 from tandem.preprocess import Raw
 from tandem.registry import InputSchema, Manifest
-from tandem.serve import binary
-from tandem.serve.binary import BAD_REQUEST, bad_input
+from tandem.serve.binary import bad_input
 from tandem.serve.tensors import (
     binary_size,
     check_datatype,
@@ -35,8 +34,8 @@ from tandem.serve.tensors import (
     shown,
     tensor_shape,
 )
+from tandem.version import __version__
 
-UNPROCESSABLE = 422
 PLATFORM = "tandem_pytorch"
 
 
@@ -104,8 +103,8 @@ def server_metadata() -> dict[str, Any]:
     return {"name": "tandem", "version": __version__, "extensions": ["binary_tensor_data"]}
 
 
-def _bad(message: str) -> RequestError:
-    return RequestError(message, BAD_REQUEST)
+def _bad(message: str) -> MalformedRequest:
+    return MalformedRequest(message)
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -233,10 +232,9 @@ def infer_response(
     """The v2 response for one request's slice of model outputs, binary where asked."""
     if not all(np.isfinite(values).all() for values in outputs.values()):
         # Finite inputs far outside the training range (say 3e38) can overflow in the model.
-        raise RequestError(
+        raise UnusableOutputs(
             "the model's outputs are NaN or Inf for these inputs; send values in the range "
-            "of the training data",
-            UNPROCESSABLE,
+            "of the training data"
         )
     head: dict[str, Any] = {"model_name": manifest.name, "model_version": str(manifest.version)}
     if request.id is not None:

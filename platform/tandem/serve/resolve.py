@@ -6,10 +6,10 @@ The only place serving reads the registry's alias table, so a rollout is one new
 
 from __future__ import annotations
 
-from tandem.registry.store import Registry
+from tandem.registry import Registry
 from tandem.serve.routing import CanaryTarget, LiveVersions, ShadowTarget
 from tandem.settings import Settings
-from tandem.specs.deployment import DeploymentSpec
+from tandem.specs import DeploymentSpec
 
 
 def open_registry(spec: DeploymentSpec, settings: Settings) -> Registry:

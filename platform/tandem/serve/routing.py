@@ -13,10 +13,8 @@ import reprlib
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tandem.errors import RequestError
-from tandem.registry.manifest import version_number
-
-NOT_FOUND = 404
+from tandem.errors import NotServed
+from tandem.registry import version_number
 
 
 class CanaryTarget(BaseModel):
@@ -74,17 +72,16 @@ class LiveVersions(BaseModel):
         return self.served() | shadow
 
     def resolve(self, ref: str) -> int:
-        """The served version named by ``ref`` (a number or an alias); 404 otherwise, also
+        """The served version named by ``ref`` (a number or an alias); ``NotServed`` otherwise, also
         for a shadow-only version: its answers are compared, never returned."""
         number = version_number(ref)
         version = number if number is not None else self.aliases.get(ref)
         if version is None or version not in self.served():
             live = sorted(self.served())
             names = sorted(self.aliases)
-            raise RequestError(
+            raise NotServed(
                 f"version {reprlib.repr(ref)} is not served here; "
-                f"live versions: {live}, aliases: {names}",
-                NOT_FOUND,
+                f"live versions: {live}, aliases: {names}"
             )
         return version
 

@@ -20,17 +20,23 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tandem.errors import InputError, RequestError
+import tandem.serve.binary as binary
+import tandem.serve.protocol as protocol
+import tandem.serve.statuses as statuses
+from tandem.errors import (
+    InputError,
+    MalformedRequest,
+    ModelFailed,
+    NotServed,
+    Rejected,
+    TooLarge,
+)
 from tandem.models import ModelRunner, Outputs
 from tandem.preprocess import Raw
-from tandem.serve import binary, protocol
 from tandem.serve.auth import BearerAuth
 from tandem.serve.routing import LiveVersions
 from tandem.serve.shadow import Mirrored, ShadowQueue, ShadowSink
 
-PAYLOAD_TOO_LARGE = 413
-NOT_FOUND = 404
-SERVER_ERROR = 500
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
 
@@ -62,10 +68,9 @@ def parse_route(method: str, path: str) -> Route:
     wanted[("infer",)] = ("POST", Action.INFER)
     match = wanted.get(tuple(parts))
     if match is None or match[0] != method:
-        raise RequestError(
+        raise NotServed(
             f"no endpoint {method} {path or '/'}; use GET '', GET /ready or POST /infer "
-            "(optionally under /versions/{v})",
-            NOT_FOUND,
+            "(optionally under /versions/{v})"
         )
     return Route(match[1], version)
 
@@ -78,9 +83,9 @@ def relative_path(scope: MutableMapping[str, Any]) -> str:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    """The body, refused (``TooLarge``) as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    too_large = RequestError(f"request body exceeds this deployment's limit of {limit} bytes", 413)
+    too_large = TooLarge(f"request body exceeds this deployment's limit of {limit} bytes")
     # Only an early way out, so skip what int() refuses: "²" (isdigit() is true for it) and
     # absurdly long numbers; the loop below counts the bytes that really arrive anyway.
     if declared.isascii() and declared.isdigit() and len(declared) <= 20 and int(declared) > limit:
@@ -101,19 +106,19 @@ def json_response(status: int, body: bytes, headers: dict[str, str] | None = Non
 def infer_response(answer: protocol.InferResponse) -> Response:
     """JSON, or (with binary outputs) the JSON header then the outputs' bytes."""
     if answer.json_length is None:
-        return json_response(200, answer.body)
+        return json_response(statuses.OK, answer.body)
     headers = {binary.HEADER_LENGTH: str(answer.json_length)}
-    return Response(answer.body, status_code=200, media_type=OCTET_STREAM, headers=headers)
+    return Response(answer.body, status_code=statuses.OK, media_type=OCTET_STREAM, headers=headers)
 
 
 def prepare(runner: ModelRunner, raws: list[Raw]) -> list[np.ndarray]:
     """The model arrays of one request, before it joins a batch, so a bad value fails only
     its own request: ``InputError`` (an undecodable image, a token id outside the
-    vocabulary) becomes a 400 naming the input."""
+    vocabulary) becomes a ``MalformedRequest`` naming the input."""
     try:
         return runner.prepare(raws)
     except InputError as error:
-        raise RequestError(str(error), protocol.BAD_REQUEST) from None
+        raise MalformedRequest(str(error)) from None
 
 
 @dataclass
@@ -164,8 +169,8 @@ class ModelService:
     async def handle(self, request: Request, predict: Predict) -> tuple[Response, Outcome]:
         try:
             return await self._handle(request, predict)
-        except RequestError as error:
-            return error_response(error), Outcome(error.status, None)
+        except Rejected as error:
+            return error_response(error), Outcome(statuses.status_of(error), None)
 
     async def _handle(self, request: Request, predict: Predict) -> tuple[Response, Outcome]:
         self._auth.check(request.headers.get("authorization"))
@@ -178,10 +183,14 @@ class ModelService:
         if route.action is Action.READY:
             # Serve routes traffic here only once __init__ (with its warm-up pass) returned.
             ready = {"name": self.model, "version": str(version), "ready": True}
-            return json_response(200, json.dumps(ready).encode()), Outcome(200, version)
+            return json_response(statuses.OK, json.dumps(ready).encode()), Outcome(
+                statuses.OK, version
+            )
         versions = sorted(live.served())
         metadata = protocol.model_metadata(runners[version].manifest, versions)
-        return json_response(200, json.dumps(metadata).encode()), Outcome(200, version)
+        return json_response(statuses.OK, json.dumps(metadata).encode()), Outcome(
+            statuses.OK, version
+        )
 
     async def _infer(
         self,
@@ -200,31 +209,32 @@ class ModelService:
             arrays = prepare(runner, parsed.raws)
             outputs = await self._forward(runner, arrays, predict)
             answer = protocol.infer_response(runner.manifest, parsed, outputs)
-        except RequestError as error:
+        except Rejected as error:
             # Attributed to the version, so a rollout sees which version failed.
-            return error_response(error), Outcome(error.status, runner.version, inference=True)
+            outcome = Outcome(statuses.status_of(error), runner.version, inference=True)
+            return error_response(error), outcome
         # The response is already built from the live outputs: the shadow cannot change it.
         shadow = live.mirrors(ref, runner.version, self._draw()) if live.shadow else None
         if shadow is not None:
             mirrored = Mirrored(runner, runners[shadow.version], parsed.raws, arrays, outputs)
             self.shadows.put(mirrored)
-        return infer_response(answer), Outcome(200, runner.version, inference=True)
+        return infer_response(answer), Outcome(statuses.OK, runner.version, inference=True)
 
     async def _forward(
         self, runner: ModelRunner, arrays: list[np.ndarray], predict: Predict
     ) -> Outputs:
-        """The live outputs; a model that raises is a 500 of its own version (logged with its
+        """The live outputs; a model that raises fails its own version (logged with its
         traceback), not of whichever request happened to share its batch."""
         try:
             return await predict(runner, arrays)
         except Exception:
             logger.exception("%s v%d failed on a batch", self.model, runner.version)
-            raise RequestError(
+            raise ModelFailed(
                 f"version {runner.version} of {self.model} failed on this request; the "
-                "replica's log has the traceback",
-                SERVER_ERROR,
+                "replica's log has the traceback"
             ) from None
 
 
-def error_response(error: RequestError) -> Response:
-    return json_response(error.status, protocol.error_body(error.message))
+def error_response(error: Rejected) -> Response:
+    """The answer to a refused request: its status from ``statuses``, its message as JSON."""
+    return json_response(statuses.status_of(error), protocol.error_body(error.message))

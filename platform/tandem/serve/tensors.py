@@ -1,6 +1,6 @@
 """One v2 input tensor → its model input's raw form (``tandem.preprocess``): shape, datatype,
 JSON ``data`` or a binary chunk, checked against the input's schema. Pure; every error is a
-``RequestError`` (400) naming the input."""
+``MalformedRequest`` naming the input."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from tandem.errors import RequestError
+import tandem.serve.binary as binary
+from tandem.errors import MalformedRequest
 from tandem.preprocess import Raw
 from tandem.registry import InputSchema
-from tandem.serve import binary
-from tandem.serve.binary import BAD_REQUEST, bad_input
+from tandem.serve.binary import bad_input
 
 ACCEPTED = {
     "tabular": ("FP32", "FP64"),
@@ -41,9 +41,7 @@ def shown(value: Any) -> str:
 def parameters(holder: dict[str, Any], where: str) -> dict[str, Any]:
     parameters = holder.get("parameters", {})
     if not isinstance(parameters, dict):
-        raise RequestError(
-            f'{where}: "parameters" must be an object (got {shown(parameters)})', BAD_REQUEST
-        )
+        raise MalformedRequest(f'{where}: "parameters" must be an object (got {shown(parameters)})')
     return parameters
 
 

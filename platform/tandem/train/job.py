@@ -16,15 +16,14 @@ import ray
 import ray.data
 import torch
 
-from tandem.cluster import session
-from tandem.cluster.status import require_pool_gpus
-from tandem.data import ingest
-from tandem.data.ingest import CheckedData, PreparedData
+from tandem.cluster import connect, require_pool_gpus
+from tandem.data import CheckedData, PreparedData
+from tandem.data import check as check_data
+from tandem.data import prepare as prepare_data
 from tandem.models import pack, resolve_factory, user_package
 from tandem.registry import CodeRef, Lineage, Manifest, Registry, WeightsRef
 from tandem.settings import Settings
-from tandem.specs import Pool
-from tandem.specs.train import TrainJobSpec
+from tandem.specs import Pool, TrainJobSpec
 from tandem.train.provenance import package_versions, source_tree
 from tandem.train.runs import RunStore
 from tandem.train.trainer import FitResult, fit
@@ -55,7 +54,7 @@ def preflight(spec: TrainJobSpec) -> CheckedData:
 
     ``spec`` must already have resolved paths (``with_resolved_paths``).
     """
-    checked = ingest.check(spec.dataset, spec.task)
+    checked = check_data(spec.dataset, spec.task)
     resolve_factory(spec.model.factory)
     return checked
 
@@ -79,7 +78,7 @@ def run(
     # Packed before training, so the version stores the code it was trained with.
     package = user_package(spec.model.factory)
     code = pack(package[1]) if package is not None else None
-    session.connect(settings)
+    connect(settings)
     if spec.scaling.use_gpu and settings.embedded:
         require_pool_gpus(Pool.TRAIN, spec.scaling.num_workers, "scaling.num_workers")
     print(f"run {run_id}: {spec.scaling.num_workers} workers, storage {runs.uri}", flush=True)
@@ -87,7 +86,7 @@ def run(
     runs.started(run_id, spec.name, submission_id)
     try:
         deterministic_data()
-        data = ingest.prepare(spec.dataset, spec.task, checked, spec.train.seed)
+        data = prepare_data(spec.dataset, spec.task, checked, spec.train.seed)
         result = fit(spec, data, runs, run_id)
         manifest = build_manifest(
             spec, data, result, run_id, submission_id, package[0] if package else None

@@ -24,10 +24,10 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+import tandem.train.checkpoint as checkpoint
 from tandem.data import LABEL_KEY, input_key
 from tandem.models import build_model
 from tandem.registry import InputSchema
-from tandem.train import checkpoint
 from tandem.train.gauges import TrainGauges
 from tandem.train.runs import RunStore
 

@@ -10,8 +10,7 @@ import argparse
 import json
 import sys
 
-from tandem.cluster.jobs import current_submission_id
-from tandem.cluster.pools import run_at_throughput_priority
+from tandem.cluster import current_submission_id, run_at_throughput_priority
 from tandem.errors import TandemError
 from tandem.specs import TrainJobSpec, load
 from tandem.train.job import run

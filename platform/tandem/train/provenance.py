@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import tandem
+from tandem.version import __version__
 
 PACKAGES = ("ray", "torch", "numpy", "pyarrow", "pandas", "safetensors")
 """Distributions whose versions a version's lineage records (besides tandem and python)."""
@@ -31,11 +31,11 @@ class SourceTree:
     def code_version(self) -> str:
         """Tandem's version, plus ``+g<short commit>`` from a checkout."""
         suffix = f"+g{self.commit[:7]}" if self.commit else ""
-        return f"{tandem.__version__}{suffix}"
+        return f"{__version__}{suffix}"
 
 
 def source_tree() -> SourceTree:
-    package = Path(tandem.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # tandem/
     try:
         # An installed copy inside some repository (a venv in a checkout) is not tracked
         # by it: only a tracked package folder's commit describes the running code.
@@ -52,7 +52,7 @@ def source_tree() -> SourceTree:
 
 def package_versions() -> dict[str, str]:
     """tandem, python and each of ``PACKAGES`` → its version."""
-    found = {"tandem": tandem.__version__, "python": platform.python_version()}
+    found = {"tandem": __version__, "python": platform.python_version()}
     return found | {name: version(name) for name in PACKAGES}
 
 
