@@ -5,7 +5,15 @@ of Ray.
 """
 
 from tandem.data.columns import LABEL_KEY, input_key
+from tandem.data.digits import FEATURES as DIGITS_FEATURES
 from tandem.data.digits import write_digits
 from tandem.data.source import ParquetSource, open_source
 
-__all__ = ["LABEL_KEY", "ParquetSource", "input_key", "open_source", "write_digits"]
+__all__ = [
+    "DIGITS_FEATURES",
+    "LABEL_KEY",
+    "ParquetSource",
+    "input_key",
+    "open_source",
+    "write_digits",
+]

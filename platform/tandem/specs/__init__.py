@@ -3,6 +3,7 @@
 from tandem.specs.base import Spec, load
 from tandem.specs.cluster import ClusterSpec, PoolSpec, pool_resource
 from tandem.specs.dataset import DatasetSpec
+from tandem.specs.delivery import DeliverySpec
 from tandem.specs.deployment import (
     AuthSpec,
     AutoscalingSpec,
@@ -10,7 +11,9 @@ from tandem.specs.deployment import (
     CanarySpec,
     DeploymentSpec,
     Precision,
+    VersionRef,
 )
+from tandem.specs.files import deployment_specs, validate_file
 from tandem.specs.model import ModelSpec
 from tandem.specs.train import (
     CheckpointSpec,
@@ -28,6 +31,7 @@ __all__ = [
     "CheckpointSpec",
     "ClusterSpec",
     "DatasetSpec",
+    "DeliverySpec",
     "DeploymentSpec",
     "FailureSpec",
     "ModelSpec",
@@ -37,6 +41,9 @@ __all__ = [
     "Spec",
     "TrainJobSpec",
     "TrainParams",
+    "VersionRef",
+    "deployment_specs",
     "load",
     "pool_resource",
+    "validate_file",
 ]
