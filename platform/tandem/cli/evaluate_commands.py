@@ -5,10 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
+from tandem.cli.app import app, client, console
 from tandem.evaluation import Evaluation
-from tandem.sdk import Client
-from tandem.serve.promotion import lower_is_better
+from tandem.serve import lower_is_better
 
 
 def best_versions(evaluation: Evaluation, metric: str) -> list[int]:
@@ -67,7 +66,6 @@ def show_evaluation(evaluation: Evaluation) -> None:
 
 
 @app.command()
-@user_errors
 def evaluate(
     name: str = typer.Argument(..., help="Model name."),
     version: str = typer.Argument(..., help="Version (number or alias) to evaluate."),
@@ -88,7 +86,7 @@ def evaluate(
     """Score a version and another on the same held-out data, in the batch pool.
 
     A measurement: it exits 0 whichever version wins (promote --if-better is the gate)."""
-    evaluation = Client().evaluate(name, version, against, data, label)
+    evaluation = client().evaluate(name, version, against, data, label)
     if as_json:
         typer.echo(evaluation.model_dump_json(indent=2))
         return

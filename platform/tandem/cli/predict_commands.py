@@ -10,11 +10,11 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from tandem.batch.config import BatchPredictSpec, parse_model_ref
-from tandem.cli.app import app, console, user_errors
+from tandem.batch import BatchPredictSpec, parse_model_ref
+from tandem.cli.app import app, client, console
 from tandem.cli.train_commands import follow
 from tandem.errors import SpecError
-from tandem.sdk import Client, Predictions
+from tandem.sdk import Predictions
 from tandem.specs import load
 
 SHOWN_ROWS = 20
@@ -60,7 +60,6 @@ def show_predictions(outputs: Predictions) -> None:
 
 
 @app.command()
-@user_errors
 def predict(
     name: str = typer.Argument(..., help="Deployed model name."),
     input_file: Path = typer.Option(..., "--input", "-i", help="Rows: .json, .csv or .parquet."),
@@ -68,8 +67,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Score rows on the live HTTP endpoint (Open Inference Protocol v2)."""
-    with Client() as client:
-        outputs = client.predict(name, read_rows(input_file), version=version)
+    outputs = client().predict(name, read_rows(input_file), version=version)
     if as_json:
         typer.echo(json.dumps({k: v.tolist() for k, v in outputs.items()}))
     else:
@@ -77,7 +75,6 @@ def predict(
 
 
 @app.command("batch-predict")
-@user_errors
 def batch_predict(
     model: str = typer.Argument(..., help="NAME or NAME:VERSION (number or alias)."),
     input_uri: str = typer.Argument(..., help="Parquet file or folder (fsspec URI)."),
@@ -105,7 +102,7 @@ def batch_predict(
     }
     fields = {"model": name, "version": version, "input": input_uri, "output": output_uri}
     spec = load(BatchPredictSpec, fields | {k: v for k, v in given.items() if v is not None})
-    job = Client().submit_batch(spec)
+    job = client().submit_batch(spec)
     console.print(f"submitted {job.submission_id}", highlight=False)
     if no_follow:
         return

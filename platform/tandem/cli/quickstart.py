@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from tandem.cli.app import app, console, user_errors
-from tandem.sdk import Client
+from tandem.cli.app import app, client, console
 from tandem.sdk.quickstart import QuickstartReport, run
 
 # Of the training job's log, only the per-epoch lines tell a newcomer something.
@@ -47,15 +46,13 @@ def show_report(report: QuickstartReport) -> None:
 
 
 @app.command()
-@user_errors
 def quickstart() -> None:
     """Train, register, promote, deploy and load-test the digits MLP on the embedded cluster."""
     # Serve narrates every deployment step at INFO; here it would bury the report.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    with Client() as client:
-        report = run(
-            client,
-            say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
-            show_logs=EpochLines(),
-        )
+    report = run(
+        client(),
+        say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
+        show_logs=EpochLines(),
+    )
     show_report(report)

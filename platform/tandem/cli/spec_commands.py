@@ -8,7 +8,7 @@ import typer
 
 from tandem.cli.app import app, console, err_console
 from tandem.errors import SpecError
-from tandem.specs.files import validate_file
+from tandem.specs import validate_file
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from tandem.batch.config import BatchPredictSpec
+from tandem.batch import BatchPredictSpec
 from tandem.specs import TrainJobSpec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, Literal, TypeVar, overload
 
-from tandem.cluster.jobs import JobHandle
+from tandem.cluster import JobHandle
 
 ResultT = TypeVar("ResultT")
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tandem.data import write_digits
-from tandem.data.digits import FEATURES
-from tandem.registry.manifest import Manifest
+from tandem.data import DIGITS_FEATURES
+from tandem.registry import Manifest
 from tandem.sdk.client import Client
 
 REPO = Path(__file__).resolve().parents[3]
@@ -122,9 +121,9 @@ def run(
     started = time.monotonic()
     say("starting the embedded cluster")
     client.up()
-    data = client.settings.resolve_uri(DATA)
-    counts = write_digits(data)
-    say(f"wrote digits: {counts['train']} train, {counts['validation']} validation rows → {data}")
+    data = client.write_digits(DATA)
+    split = f"{data.train_rows} train, {data.validation_rows} validation rows"
+    say(f"wrote digits: {split} → {data.uri}")
     say(f"training {TRAIN_SPEC.name} with 2 DDP workers in the train pool")
     job = client.submit(TRAIN_SPEC)
     for chunk in job.logs(follow=True):
@@ -134,8 +133,8 @@ def run(
     client.promote(manifest.name, manifest.version, alias="production")
     say(f"promoted v{manifest.version} to production; deploying {DEPLOYMENT.name}")
     client.deploy(DEPLOYMENT)
-    validation = pd.read_parquet(f"{data}/validation.parquet")
-    rows = validation[FEATURES].to_numpy(dtype=np.float32)
+    validation = pd.read_parquet(f"{data.uri}/validation.parquet")
+    rows = validation[DIGITS_FEATURES].to_numpy(dtype=np.float32)
     say(f"sending {len(rows)} validation rows over HTTP, {CONCURRENCY} in flight")
     labels = validation["label"].to_numpy()
     accuracy = score_rows(client, manifest.name, rows, labels, CONCURRENCY)
