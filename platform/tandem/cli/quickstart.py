@@ -6,7 +6,7 @@ import logging
 import re
 
 from tandem.cli.app import app, client, console
-from tandem.sdk.quickstart import QuickstartReport, run
+from tandem.sdk import QuickstartReport, run_quickstart
 
 # Of the training job's log, only the per-epoch lines tell a newcomer something.
 PROGRESS_LINE = re.compile(r"epoch \d+/\d+ .*|registered .*")
@@ -50,7 +50,7 @@ def quickstart() -> None:
     """Train, register, promote, deploy and load-test the digits MLP on the embedded cluster."""
     # Serve narrates every deployment step at INFO; here it would bury the report.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    report = run(
+    report = run_quickstart(
         client(),
         say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
         show_logs=EpochLines(),

@@ -4,6 +4,8 @@ from tandem.cluster import ClusterStatus, NodeStatus
 from tandem.sdk.client import Client
 from tandem.sdk.handles import Job
 from tandem.sdk.inference import DEFAULT_RETRY, RetryPolicy
+from tandem.sdk.quickstart import QuickstartReport
+from tandem.sdk.quickstart import run as run_quickstart
 from tandem.sdk.types import (
     AliasMove,
     Canary,
@@ -29,7 +31,9 @@ __all__ = [
     "ModelSummary",
     "NodeStatus",
     "Predictions",
+    "QuickstartReport",
     "RetryPolicy",
     "Shadow",
     "WrittenData",
+    "run_quickstart",
 ]
