@@ -51,7 +51,7 @@ def test_every_command_has_the_handler(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_a_spec_error_lists_its_problems(capsys: pytest.CaptureFixture[str]) -> None:
     root = typer.main.get_command(app)
-    deploy = root.commands["deploy"]
+    deploy = dict(runnable(root))[("deploy",)]
     deploy.callback = failing(SpecError("d.yaml", ["replicas: must be ≥ 1 (got 0)"]))
     assert root.main(["deploy", "d.yaml"], prog_name="tandem", standalone_mode=False) == 1
     assert capsys.readouterr().err.splitlines() == [
