@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +122,7 @@ def test_batch_predict_command_passes_gpus(monkeypatch: pytest.MonkeyPatch) -> N
         def close(self) -> None:
             """The CLI closes its client when the command ends; this one holds nothing."""
 
-    # The CLI builds its one Client in tandem.cli.app (the module, which the package's
-    # `app` attribute, the Typer, hides from a dotted path).
-    monkeypatch.setattr(importlib.import_module("tandem.cli.app"), "Client", FakeClient)
+    monkeypatch.setattr("tandem.sdk.Client", FakeClient)
     flags = ["--gpus-per-actor", "1", "--precision", "bf16", "--no-follow"]
     result = CliRunner().invoke(app, ["batch-predict", "m:2", "/in", "/out", *flags])
     assert result.exit_code == 0, result.output

@@ -9,14 +9,16 @@ through it.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from tandem.errors import SpecError, TandemError
-from tandem.sdk import Client
+
+if TYPE_CHECKING:
+    from tandem.sdk import Client
 
 console = Console()
 err_console = Console(stderr=True)
@@ -31,6 +33,10 @@ class Command:
 
     def client(self) -> Client:
         if self._client is None:
+            # Imported here: the SDK loads Ray and torch, which `--help` and `validate`
+            # never need.
+            from tandem.sdk import Client
+
             self._client = Client()
         return self._client
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from tandem.cli.app import app, client, console
-from tandem.sdk import ClusterStatus
+
+if TYPE_CHECKING:
+    from tandem.sdk import ClusterStatus
 
 
 @app.command()

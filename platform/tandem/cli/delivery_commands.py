@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from tandem.cli.app import app, client, console
-from tandem.delivery import DeliveryRecord
 from tandem.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from tandem.delivery import DeliveryRecord
 
 
 @app.command()

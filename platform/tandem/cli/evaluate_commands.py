@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from tandem.cli.app import app, client, console
-from tandem.evaluation import Evaluation
-from tandem.serve import lower_is_better
+
+if TYPE_CHECKING:
+    from tandem.evaluation import Evaluation
 
 
 def best_versions(evaluation: Evaluation, metric: str) -> list[int]:
     """The versions with the best value of ``metric`` (several when they tie)."""
+    from tandem.serve import lower_is_better  # loads torch: only when a command runs
+
     values = {v: evaluation.score(v)[metric] for v in evaluation.versions()}
     best = min(values.values()) if lower_is_better(metric) else max(values.values())
     return [v for v, value in values.items() if value == best]
@@ -19,6 +24,8 @@ def best_versions(evaluation: Evaluation, metric: str) -> list[int]:
 
 def verdict(evaluation: Evaluation, metric: str) -> str:
     """One line: which version wins ``metric``, or that they tie."""
+    from tandem.serve import lower_is_better
+
     direction = "lower" if lower_is_better(metric) else "higher"
     best = best_versions(evaluation, metric)
     if len(best) > 1:

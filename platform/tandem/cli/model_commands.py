@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from tandem.cli.app import app, client, console
-from tandem.registry import InputSchema, Manifest
+
+if TYPE_CHECKING:
+    from tandem.registry import InputSchema, Manifest
 
 models_app = typer.Typer(help="Browse the versioned model registry.", add_completion=False)
 app.add_typer(models_app, name="models")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,10 @@ from tandem.batch import BatchPredictSpec, parse_model_ref
 from tandem.cli.app import app, client, console
 from tandem.cli.train_commands import follow
 from tandem.errors import SpecError
-from tandem.sdk import Predictions
 from tandem.specs import load
+
+if TYPE_CHECKING:
+    from tandem.sdk import Predictions
 
 SHOWN_ROWS = 20
 

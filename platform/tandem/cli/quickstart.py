@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from tandem.cli.app import app, client, console
-from tandem.sdk import QuickstartReport, run_quickstart
+
+if TYPE_CHECKING:
+    from tandem.sdk import QuickstartReport
 
 # Of the training job's log, only the per-epoch lines tell a newcomer something.
 PROGRESS_LINE = re.compile(r"epoch \d+/\d+ .*|registered .*")
@@ -50,6 +53,8 @@ def quickstart() -> None:
     """Train, register, promote, deploy and load-test the digits MLP on the embedded cluster."""
     # Serve narrates every deployment step at INFO; here it would bury the report.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    from tandem.sdk import run_quickstart  # loads Ray and torch: only when it runs
+
     report = run_quickstart(
         client(),
         say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -13,7 +13,9 @@ from typer.core import TyperGroup
 
 from tandem.cli.app import app, client, console
 from tandem.cli.train_commands import follow
-from tandem.train import Reproduction, RunRecord, RunSummary
+
+if TYPE_CHECKING:
+    from tandem.train import Reproduction, RunRecord, RunSummary
 
 EPOCH_COLUMNS = {
     "train_loss": "train loss",

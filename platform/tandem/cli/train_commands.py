@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.table import Table
 
 from tandem.cli.app import app, client, console
 from tandem.errors import JobFailedError
-from tandem.sdk import Job
+
+if TYPE_CHECKING:
+    from tandem.sdk import Job
 
 ResultT = TypeVar("ResultT")
 
