@@ -1,9 +1,13 @@
 """One handler, on the root command, turns Tandem's own errors into a message and exit
-code 1 for every ``tandem`` command, nested groups included."""
+code 1 for every ``tandem`` command, nested groups included; and the CLI starts without
+loading Ray or torch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +15,8 @@ import typer.main
 
 from tandem.cli import app
 from tandem.errors import NotFoundError, SpecError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def runnable(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -58,3 +64,18 @@ def test_a_spec_error_lists_its_problems(capsys: pytest.CaptureFixture[str]) -> 
         "error: d.yaml",
         "  replicas: must be ≥ 1 (got 0)",
     ]
+
+
+def test_help_and_validate_load_neither_ray_nor_torch() -> None:
+    """The SDK (Ray, torch) is imported when a command first asks for its Client."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from tandem.cli import app\n"
+        "for args in (['--help'], ['validate', 'deployments/digits-mlp.yaml']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "loaded = {'ray', 'torch'} & set(sys.modules)\n"
+        "assert not loaded, loaded"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
