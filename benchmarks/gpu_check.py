@@ -297,6 +297,7 @@ def train(client: Any, report: Report, device: str, epochs: int) -> Any:
 
 
 def serve_phase(home: Path, args: argparse.Namespace, report: Report, trained: Any) -> None:
+    from tandem.registry import Registry
     from tandem.sdk import Client
     from tandem.sdk.inference import infer_body
 
@@ -304,7 +305,7 @@ def serve_phase(home: Path, args: argparse.Namespace, report: Report, trained: A
         client = Client()
         frame = validation_frame(home)
         name, version = trained.name, trained.version
-        expected = cpu_outputs(client.registry, name, version, frame)
+        expected = cpu_outputs(Registry.default(client.settings), name, version, frame)
         accuracy = (expected["label"] == frame["label"].to_numpy()).mean()
         report.check(
             "a GPU-trained version loads on CPU",
@@ -367,12 +368,15 @@ def big_input(home: Path, frame: Any, rows: int) -> Path:
 def batch_phase(home: Path, args: argparse.Namespace, report: Report, trained: Any) -> None:
     import pandas as pd
 
+    from tandem.registry import Registry
     from tandem.sdk import Client
 
     with cluster(home, "batch", report):
         client = Client()
         frame = validation_frame(home)
-        expected = cpu_outputs(client.registry, trained.name, trained.version, frame)
+        expected = cpu_outputs(
+            Registry.default(client.settings), trained.name, trained.version, frame
+        )
         source = big_input(home, frame, args.rows)
         index = np.arange(args.rows) % len(frame)
         tiled = {key: value[index] for key, value in expected.items()}

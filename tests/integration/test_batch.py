@@ -21,7 +21,7 @@ from tandem.data import write_digits
 from tandem.data.digits import FEATURES
 from tandem.errors import SpecError
 from tandem.models import build_model
-from tandem.registry import Manifest, TargetSchema, external_manifest, tabular_input
+from tandem.registry import Manifest, Registry, TargetSchema, external_manifest, tabular_input
 from tandem.settings import Settings
 
 MODEL = "batch-digits"
@@ -67,7 +67,9 @@ def inputs(cluster: Settings, client: Client) -> pd.DataFrame:
     """The validation split as three Parquet files with an ``image_id`` column; model deployed."""
     data = cluster.home / "data" / "digits"
     write_digits(str(data))
-    client.registry.register(*fitted_manifest(pd.read_parquet(data / "train.parquet")))
+    Registry.default(client.settings).register(
+        *fitted_manifest(pd.read_parquet(data / "train.parquet"))
+    )
     validation = pd.read_parquet(data / "validation.parquet")
     validation.insert(0, "image_id", [f"img-{i:04d}" for i in range(len(validation))])
     folder = cluster.home / "data" / "to-score"

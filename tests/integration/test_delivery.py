@@ -33,7 +33,14 @@ from tandem.data import write_digits
 from tandem.data.digits import FEATURES
 from tandem.delivery import DeliveryRecord
 from tandem.models import build_model, pack
-from tandem.registry import CodeRef, Manifest, TargetSchema, external_manifest, tabular_input
+from tandem.registry import (
+    CodeRef,
+    Manifest,
+    Registry,
+    TargetSchema,
+    external_manifest,
+    tabular_input,
+)
 from tandem.settings import Settings
 
 MODEL = "deliver-digits"
@@ -105,7 +112,7 @@ def weak_digits_model(frame: pd.DataFrame) -> tuple[Manifest, dict[str, torch.Te
 def live(client: Client, cluster: Settings) -> Iterator[Manifest]:
     """v1: a weak model, production, deployed."""
     train = pd.read_parquet(cluster.home / "data" / "digits" / "train.parquet")
-    manifest = client.registry.register(*weak_digits_model(train))
+    manifest = Registry.default(client.settings).register(*weak_digits_model(train))
     client.promote(MODEL, manifest.version)
     client.deploy({"model": MODEL, "version": "production"})
     yield manifest
@@ -158,10 +165,10 @@ def test_a_better_model_is_trained_shadowed_canaried_and_promoted(
     scores = evaluate["scores"]
     assert scores[str(record.candidate)]["accuracy"] > scores[str(live.version)]["accuracy"]
     assert record.steps[3].evidence["compared"] >= 20
-    assert client.registry.aliases(MODEL)["production"] == record.candidate
-    (deployed,) = [d for d in client.deployments() if d.spec.model == MODEL]
-    assert deployed.live.default == record.candidate
-    assert deployed.live.canary is None and deployed.live.shadow is None
+    assert client.aliases(MODEL)["production"] == record.candidate
+    (deployed,) = [d for d in client.deployments() if d.model == MODEL]
+    assert deployed.default == record.candidate
+    assert deployed.canary is None and deployed.shadow is None
     assert load.versions[str(record.candidate)] > 0
 
 
@@ -266,13 +273,13 @@ def slow_mlp(in_features, out_features, hidden, delay_ms=60.0):
 def test_a_slower_model_passes_evaluation_and_shadow_then_is_rolled_back_by_the_canary(
     client: Client, live: Manifest, load: LoadLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    better = client.registry.aliases(MODEL)["production"]
+    better = client.aliases(MODEL)["production"]
     client.rollback(MODEL)  # production back on the weak v1, which the slow copy beats
     package = tmp_path / "pkg" / "slow_models"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(textwrap.dedent(SLOW_MODELS))
     monkeypatch.syspath_prepend(str(package.parent))
-    manifest, weights = client.registry.load_weights(MODEL, better)
+    manifest, weights = Registry.default(client.settings).load_weights(MODEL, better)
     slow = manifest.model_copy(
         update={
             "factory": "slow_models:slow_mlp",
@@ -280,15 +287,15 @@ def test_a_slower_model_passes_evaluation_and_shadow_then_is_rolled_back_by_the_
             "code": CodeRef(package="slow_models", sha256="", bytes=0),
         }
     )
-    slow = client.registry.register(slow, weights, code=pack(package))
+    slow = Registry.default(client.settings).register(slow, weights, code=pack(package))
     record = client.deliver(delivery_spec(tmp_path, {"version": slow.version}))
     assert record.outcome == "rolled_back", record.reason
     assert [s.step for s in record.steps][:-1] == ["candidate", "evaluate", "baseline", "shadow"]
     assert record.steps[-1].step == "canary 10%" and "p99" in record.reason
     assert record.steps[3].passed and record.steps[3].evidence["agreement"] >= 0.5
-    assert client.registry.aliases(MODEL)["production"] == live.version
-    (deployed,) = [d for d in client.deployments() if d.spec.model == MODEL]
-    assert deployed.live.canary is None and deployed.live.default == live.version
+    assert client.aliases(MODEL)["production"] == live.version
+    (deployed,) = [d for d in client.deployments() if d.model == MODEL]
+    assert deployed.canary is None and deployed.default == live.version
 
 
 def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(
@@ -298,11 +305,11 @@ def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(
     tmp_path: Path,
     reproduction: subprocess.Popen[str],
 ) -> None:
-    production = client.registry.aliases(MODEL)["production"]
-    manifest, weights = client.registry.load_weights(MODEL, production)
+    production = client.aliases(MODEL)["production"]
+    manifest, weights = Registry.default(client.settings).load_weights(MODEL, production)
     # hidden [64]: layers 0 and 2 are Linear; a zeroed output layer answers one class.
     weights = {k: torch.zeros_like(v) if k.startswith("2.") else v for k, v in weights.items()}
-    worse = client.registry.register(manifest, weights)
+    worse = Registry.default(client.settings).register(manifest, weights)
     # v1 was registered from this process, without a training spec in its lineage: the
     # held-out data is named explicitly.
     held_out = client.settings.home / "data" / "digits" / "validation.parquet"
@@ -320,7 +327,7 @@ def test_a_worse_model_is_rolled_back_at_the_evaluation_gate_by_a_ray_job(
     assert record.outcome == "rolled_back"
     assert [s.step for s in record.steps] == ["candidate", "evaluate"]
     assert record.reason.startswith("evaluate:") and "accuracy" in record.reason
-    assert client.registry.aliases(MODEL)["production"] == production
+    assert client.aliases(MODEL)["production"] == production
     shown = subprocess.run([TANDEM, "deliveries", MODEL, record.id], capture_output=True, text=True)
     assert shown.returncode == 0 and "rolled_back" in shown.stdout, shown.stderr
 

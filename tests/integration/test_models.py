@@ -31,7 +31,7 @@ from tandem.data import write_digits
 from tandem.errors import SpecError
 from tandem.models import ModelRunner, load_runner
 from tandem.preprocess import gather
-from tandem.registry import Manifest
+from tandem.registry import Manifest, Registry
 from tandem.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ def trained(
         handle = jobs.attach(cluster, submission)
         status = handle.wait(timeout_s=900)
         assert status == "SUCCEEDED", handle.logs()[-4000:]
-        runner = load_runner(client.registry, model_name(spec), "latest")
+        runner = load_runner(Registry.default(client.settings), model_name(spec), "latest")
         frame = {c: validation[c].to_numpy() for c in validation.columns}
         raws = [gather(schema, frame) for schema in runner.manifest.inputs]
         found[spec] = Trained(runner.manifest, runner, runner.predict(raws)["label"])

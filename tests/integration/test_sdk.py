@@ -23,7 +23,7 @@ from tandem.errors import (
     SpecError,
 )
 from tandem.models import ModelRunner
-from tandem.registry.manifest import Manifest
+from tandem.registry import Manifest, Registry
 from tandem.settings import Settings
 
 MODEL = "sdk-digits"
@@ -109,16 +109,16 @@ def test_registry_calls_return_manifests(
 @pytest.fixture(scope="module")
 def deployed(client: Client, trained: tuple[Job[Manifest], Manifest]) -> Iterator[int]:
     """v1 = production, v2 (same weights) registered; the model served with autoscaling 1..1."""
-    registry = client.registry
+    registry = Registry.default(client.settings)
     first, weights = registry.load_weights(MODEL, 1)
     second = registry.register(first, weights).version
     move = client.promote(MODEL, 1)
     assert (move.version, move.previous) == (1, None)
     spec = {"model": MODEL, "autoscaling": {"min_replicas": 1, "max_replicas": 1}}
     (done,) = client.deploy(spec)
-    assert done.live.default == 1
+    assert done.default == 1
     yield second
-    if any(d.spec.model == MODEL for d in client.deployments()):
+    if any(d.model == MODEL for d in client.deployments()):
         client.undeploy(MODEL)
 
 
@@ -126,7 +126,9 @@ def test_predict_over_http_equals_the_model_runner(
     client: Client, deployed: int, validation: pd.DataFrame
 ) -> None:
     rows = validation[FEATURES].to_numpy(np.float32)
-    expected = ModelRunner(*client.registry.load_weights(MODEL, 1)).predict([rows])
+    expected = ModelRunner(*Registry.default(client.settings).load_weights(MODEL, 1)).predict(
+        [rows]
+    )
     served = client.predict(MODEL, rows)
     np.testing.assert_array_equal(served["label"], expected["label"])
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-6)
@@ -149,13 +151,13 @@ def test_promote_and_rollback_move_the_alias_and_the_deployment(
     client: Client, deployed: int
 ) -> None:
     def served_default() -> int:
-        (found,) = [d for d in client.deployments() if d.spec.model == MODEL]
-        return found.live.default
+        (found,) = [d for d in client.deployments() if d.model == MODEL]
+        return found.default
 
     # v2 holds v1's weights: the gate scores both on the same rows, and a tie keeps v1.
     with pytest.raises(RegistryError, match="a tie keeps the current version"):
         client.promote(MODEL, deployed, if_better="val_accuracy")
-    assert client.registry.aliases(MODEL)["production"] == 1
+    assert client.aliases(MODEL)["production"] == 1
     promoted = client.promote(MODEL, deployed)
     assert (promoted.version, promoted.previous) == (deployed, 1)
     assert served_default() == deployed
@@ -166,7 +168,7 @@ def test_promote_and_rollback_move_the_alias_and_the_deployment(
 
 def test_undeploy_removes_the_endpoint(client: Client, deployed: int) -> None:
     client.undeploy(MODEL)
-    assert all(d.spec.model != MODEL for d in client.deployments())
+    assert all(d.model != MODEL for d in client.deployments())
     with pytest.raises(RequestError) as gone:
         client.predict(MODEL, np.zeros((1, 64), np.float32))
     assert gone.value.status == 404

@@ -119,7 +119,10 @@ def test_batch_predict_command_passes_gpus(monkeypatch: pytest.MonkeyPatch) -> N
             submitted.append(spec)
             return FakeJob()
 
-    monkeypatch.setattr("tandem.cli.predict_commands.Client", FakeClient)
+        def close(self) -> None:
+            """The CLI closes its client when the command ends; this one holds nothing."""
+
+    monkeypatch.setattr("tandem.sdk.Client", FakeClient)
     flags = ["--gpus-per-actor", "1", "--precision", "bf16", "--no-follow"]
     result = CliRunner().invoke(app, ["batch-predict", "m:2", "/in", "/out", *flags])
     assert result.exit_code == 0, result.output

@@ -21,9 +21,9 @@ Rules, for every module under ``platform/tandem``:
 4. cycles: the unit dependency graph (every import) is acyclic, and so is the graph of
    module-scope imports between modules (the ones that run when a module is imported).
 5. ``import tandem`` and ``import tandem.cli`` load neither Ray nor torch (checked in a
-   subprocess by ``test_front_doors_load_neither_ray_nor_torch``; ``tandem.cli`` does
-   not hold yet and is marked as an expected failure until it does). A face that would
-   load them for a few names exports those through ``tandem._lazy.lazy_exports``.
+   subprocess by ``test_front_doors_load_neither_ray_nor_torch``; the CLI builds its
+   ``Client`` on a command's first use of it). A face that would load them for a few
+   names exports those through ``tandem._lazy.lazy_exports``.
 """
 
 from __future__ import annotations
@@ -360,16 +360,7 @@ def test_layers_put_every_unit_after_what_it_imports() -> None:
     assert order["tandem"] == max(order.values())
 
 
-CLI_LOADS_EVERYTHING = pytest.mark.xfail(
-    strict=True,
-    reason="tandem.cli's command modules import the SDK, cluster, registry and train faces at "
-    "module level; STYLE.md 12 wants `tandem --help` and `tandem validate` light",
-)
-
-
-@pytest.mark.parametrize(
-    "module", ["tandem", pytest.param("tandem.cli", marks=CLI_LOADS_EVERYTHING)]
-)
+@pytest.mark.parametrize("module", ["tandem", "tandem.cli"])
 def test_front_doors_load_neither_ray_nor_torch(module: str) -> None:
     run = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],

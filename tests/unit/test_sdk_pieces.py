@@ -14,9 +14,9 @@ import pytest
 from factories import make_manifest
 from tandem.batch.config import BatchPredictSpec
 from tandem.errors import RequestError, SpecError
-from tandem.sdk.client import frame_inputs
 from tandem.sdk.entrypoints import batch_entrypoint
 from tandem.sdk.inference import infer_body, parse_outputs, raise_for_status
+from tandem.sdk.serving import frame_inputs
 from tandem.specs.files import deployment_specs
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,19 +8,18 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
-from tandem.cluster import ClusterState, ClusterStatus, collect, connect, gcs_address, running_state
-from tandem.cluster import stop as stop_cluster
-from tandem.cluster import up as start_cluster
-from tandem.settings import Settings
+from tandem.cli.app import app, client, console
+
+if TYPE_CHECKING:
+    from tandem.sdk import ClusterStatus
 
 
 @app.command()
-@user_errors
 def up(
     no_pin: bool = typer.Option(
         False, "--no-pin", help="Let every pool use every core (for comparisons only)."
@@ -37,8 +36,7 @@ def up(
     One Ray node per pool, each pinned to its cores, state under TANDEM_HOME. A real
     multi-machine cluster starts with Ray's own `ray up cluster.yaml` instead.
     """
-    settings = Settings.from_env()
-    state = start_cluster(settings, pinned=not no_pin, work_conserving=work_conserving)
+    state = client().up(pinned=not no_pin, work_conserving=work_conserving)
     console.print(f"embedded cluster up: GCS {state.gcs_address}, dashboard {state.dashboard_url}")
     for name, cores in state.cores.items():
         gpus = state.gpus.get(name)
@@ -50,18 +48,17 @@ def up(
 
 
 @app.command()
-@user_errors
 def down() -> None:
     """Stop the embedded single-machine cluster (not Ray's `ray down`).
 
     Only the processes of TANDEM_HOME's cluster; never touches other Ray clusters. A
     cluster from `ray up cluster.yaml` stops with `ray down cluster.yaml`.
     """
-    settings = Settings.from_env()
-    if stop_cluster(settings):
-        console.print(f"stopped the cluster under {settings.home}")
+    home = client().settings.home
+    if client().down():
+        console.print(f"stopped the cluster under {home}")
     else:
-        console.print(f"no cluster was running under {settings.home}")
+        console.print(f"no cluster was running under {home}")
 
 
 def show_status(status: ClusterStatus) -> None:
@@ -95,17 +92,12 @@ def show_status(status: ClusterStatus) -> None:
 
 
 @app.command()
-@user_errors
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show nodes, pools, their resources and what runs on them.
 
     The embedded cluster, or the one RAY_ADDRESS names.
     """
-    settings = Settings.from_env()
-    connect(settings, start=False)
-    state = ClusterState.read(settings) if settings.embedded else None
-    cores, gpus = (state.cores, state.gpus) if state is not None else (None, None)
-    result = collect(gcs_address(settings, start=False), cores, gpus)
+    result = client().status()
     if as_json:
         console.print_json(json.dumps(asdict(result)))
     else:
@@ -113,22 +105,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 
 @app.command()
-@user_errors
 def env() -> None:
     """Print exports that point Ray's own CLIs at the embedded cluster.
 
     For `ray job submit`, `serve deploy`, `ray status`; tandem commands keep treating the
     cluster as the embedded one.
     """
-    settings = Settings.from_env()
-    state = running_state(settings)
-    exports = {
-        "RAY_ADDRESS": state.gcs_address,
-        "RAY_API_SERVER_ADDRESS": state.dashboard_url,
-        "RAY_DASHBOARD_ADDRESS": state.dashboard_url,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(settings.auth_token_path),
-        "TANDEM_HOME": str(settings.home),
-    }
-    for name, value in exports.items():
+    for name, value in client().env().items():
         print(f"export {name}={shlex.quote(value)}")

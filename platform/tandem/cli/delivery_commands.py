@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
-from tandem.delivery import DeliveryRecord
+from tandem.cli.app import app, client, console
 from tandem.errors import NotFoundError
-from tandem.sdk import Client
+
+if TYPE_CHECKING:
+    from tandem.delivery import DeliveryRecord
 
 
 @app.command()
-@user_errors
 def deliver(
     spec: Path = typer.Argument(..., help="Delivery spec (YAML)."),
 ) -> None:
@@ -27,20 +28,19 @@ def deliver(
     def say(line: str) -> None:
         console.print(line, highlight=False, markup=False)
 
-    record = Client().deliver(spec, say=say)
+    record = client().deliver(spec, say=say)
     if record.outcome != "promoted":
         raise typer.Exit(1)
 
 
 @app.command()
-@user_errors
 def deliveries(
     name: str = typer.Argument(..., help="Model name."),
     delivery_id: str | None = typer.Argument(None, help="One delivery's id: show its steps."),
     as_json: bool = typer.Option(False, "--json", help="Print the stored records."),
 ) -> None:
     """List a model's deliveries (outcome and reason), or one delivery's steps."""
-    records = Client().deliveries(name)
+    records = client().deliveries(name)
     if delivery_id is not None:
         records = [r for r in records if r.id == delivery_id]
         if not records:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
-from tandem.evaluation import Evaluation
-from tandem.sdk import Client
-from tandem.serve import lower_is_better
+from tandem.cli.app import app, client, console
+
+if TYPE_CHECKING:
+    from tandem.evaluation import Evaluation
 
 
 def best_versions(evaluation: Evaluation, metric: str) -> list[int]:
     """The versions with the best value of ``metric`` (several when they tie)."""
+    from tandem.serve import lower_is_better  # loads torch: only when a command runs
+
     values = {v: evaluation.score(v)[metric] for v in evaluation.versions()}
     best = min(values.values()) if lower_is_better(metric) else max(values.values())
     return [v for v, value in values.items() if value == best]
@@ -20,6 +24,8 @@ def best_versions(evaluation: Evaluation, metric: str) -> list[int]:
 
 def verdict(evaluation: Evaluation, metric: str) -> str:
     """One line: which version wins ``metric``, or that they tie."""
+    from tandem.serve import lower_is_better
+
     direction = "lower" if lower_is_better(metric) else "higher"
     best = best_versions(evaluation, metric)
     if len(best) > 1:
@@ -67,7 +73,6 @@ def show_evaluation(evaluation: Evaluation) -> None:
 
 
 @app.command()
-@user_errors
 def evaluate(
     name: str = typer.Argument(..., help="Model name."),
     version: str = typer.Argument(..., help="Version (number or alias) to evaluate."),
@@ -88,7 +93,7 @@ def evaluate(
     """Score a version and another on the same held-out data, in the batch pool.
 
     A measurement: it exits 0 whichever version wins (promote --if-better is the gate)."""
-    evaluation = Client().evaluate(name, version, against, data, label)
+    evaluation = client().evaluate(name, version, against, data, label)
     if as_json:
         typer.echo(evaluation.model_dump_json(indent=2))
         return

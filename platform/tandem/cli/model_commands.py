@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
-from tandem.registry import InputSchema, Manifest
-from tandem.sdk import Client
+from tandem.cli.app import app, client, console
+
+if TYPE_CHECKING:
+    from tandem.registry import InputSchema, Manifest
 
 models_app = typer.Typer(help="Browse the versioned model registry.", add_completion=False)
 app.add_typer(models_app, name="models")
 
 
 @models_app.callback(invoke_without_command=True)
-@user_errors
 def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -25,15 +26,14 @@ def list_models(
     """List registered models with their latest version and aliases."""
     if ctx.invoked_subcommand is not None:
         return
-    client = Client()
-    rows = client.models()
+    rows = client().models()
     if as_json:
         typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
         return
     if not rows:
-        console.print(f"no models in {client.registry.uri}", highlight=False)
+        console.print(f"no models in {client().registry_uri}", highlight=False)
         return
-    table = Table(title=f"models in {client.registry.uri}")
+    table = Table(title=f"models in {client().registry_uri}")
     for column in ("model", "latest", "versions", "aliases"):
         table.add_column(column)
     for row in rows:
@@ -43,19 +43,17 @@ def list_models(
 
 
 @models_app.command()
-@user_errors
 def show(
     name: str = typer.Argument(..., help="Model name."),
     version: str = typer.Argument("latest", help="Version number or alias."),
     as_json: bool = typer.Option(False, "--json", help="Print the stored manifest.json."),
 ) -> None:
     """Show one version's manifest: task, inputs, metrics, weights and lineage."""
-    client = Client()
-    manifest = client.get(name, version)
+    manifest = client().get(name, version)
     if as_json:
         typer.echo(manifest.model_dump_json(indent=2))
         return
-    aliases = [a for a, v in client.registry.aliases(name).items() if v == manifest.version]
+    aliases = [a for a, v in client().aliases(name).items() if v == manifest.version]
     show_manifest(manifest, aliases)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,11 +12,13 @@ import typer
 from rich.table import Table
 
 from tandem.batch import BatchPredictSpec, parse_model_ref
-from tandem.cli.app import app, console, user_errors
+from tandem.cli.app import app, client, console
 from tandem.cli.train_commands import follow
 from tandem.errors import SpecError
-from tandem.sdk import Client, Predictions
 from tandem.specs import load
+
+if TYPE_CHECKING:
+    from tandem.sdk import Predictions
 
 SHOWN_ROWS = 20
 
@@ -60,7 +63,6 @@ def show_predictions(outputs: Predictions) -> None:
 
 
 @app.command()
-@user_errors
 def predict(
     name: str = typer.Argument(..., help="Deployed model name."),
     input_file: Path = typer.Option(..., "--input", "-i", help="Rows: .json, .csv or .parquet."),
@@ -68,8 +70,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Score rows on the live HTTP endpoint (Open Inference Protocol v2)."""
-    with Client() as client:
-        outputs = client.predict(name, read_rows(input_file), version=version)
+    outputs = client().predict(name, read_rows(input_file), version=version)
     if as_json:
         typer.echo(json.dumps({k: v.tolist() for k, v in outputs.items()}))
     else:
@@ -77,7 +78,6 @@ def predict(
 
 
 @app.command("batch-predict")
-@user_errors
 def batch_predict(
     model: str = typer.Argument(..., help="NAME or NAME:VERSION (number or alias)."),
     input_uri: str = typer.Argument(..., help="Parquet file or folder (fsspec URI)."),
@@ -105,7 +105,7 @@ def batch_predict(
     }
     fields = {"model": name, "version": version, "input": input_uri, "output": output_uri}
     spec = load(BatchPredictSpec, fields | {k: v for k, v in given.items() if v is not None})
-    job = Client().submit_batch(spec)
+    job = client().submit_batch(spec)
     console.print(f"submitted {job.submission_id}", highlight=False)
     if no_follow:
         return

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
-from tandem.cli.app import app, console, user_errors
-from tandem.sdk import Client, QuickstartReport, run_quickstart
+from tandem.cli.app import app, client, console
+
+if TYPE_CHECKING:
+    from tandem.sdk import QuickstartReport
 
 # Of the training job's log, only the per-epoch lines tell a newcomer something.
 PROGRESS_LINE = re.compile(r"epoch \d+/\d+ .*|registered .*")
@@ -46,15 +49,15 @@ def show_report(report: QuickstartReport) -> None:
 
 
 @app.command()
-@user_errors
 def quickstart() -> None:
     """Train, register, promote, deploy and load-test the digits MLP on the embedded cluster."""
     # Serve narrates every deployment step at INFO; here it would bury the report.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    with Client() as client:
-        report = run_quickstart(
-            client,
-            say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
-            show_logs=EpochLines(),
-        )
+    from tandem.sdk import run_quickstart  # loads Ray and torch: only when it runs
+
+    report = run_quickstart(
+        client(),
+        say=lambda line: console.print(f"[bold]›[/bold] {line}", highlight=False),
+        show_logs=EpochLines(),
+    )
     show_report(report)

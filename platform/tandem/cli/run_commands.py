@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from tandem.cli.app import app, console, user_errors
+from tandem.cli.app import app, client, console
 from tandem.cli.train_commands import follow
-from tandem.sdk import Client
-from tandem.train import Reproduction, RunRecord, RunSummary
+
+if TYPE_CHECKING:
+    from tandem.train import Reproduction, RunRecord, RunSummary
 
 EPOCH_COLUMNS = {
     "train_loss": "train loss",
@@ -48,18 +49,16 @@ app.add_typer(runs_app, name="runs")
 
 
 @runs_app.command("list", hidden=True)
-@user_errors
 def list_runs(
     name: str | None = typer.Argument(None, help="Only this job's runs."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List training runs, newest last."""
-    client = Client()
-    rows = client.runs(name)
+    rows = client().runs(name)
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
         return
-    where = f"{client.settings.storage_uri}/runs"
+    where = f"{client().settings.storage_uri}/runs"
     if not rows:
         console.print(f"no runs{f' of {name}' if name else ''} in {where}", highlight=False)
         return
@@ -81,13 +80,12 @@ def list_runs(
 
 
 @runs_app.command()
-@user_errors
 def show(
     run_id: str = typer.Argument(..., metavar="RUN", help="Run id (see `tandem runs`)."),
     as_json: bool = typer.Option(False, "--json", help="Status, spec and epochs as JSON."),
 ) -> None:
     """Show one run: its status, the settings it trained with and each epoch's metrics."""
-    record = Client().run(run_id)
+    record = client().run(run_id)
     if as_json:
         typer.echo(record.model_dump_json(indent=2))
         return
@@ -112,7 +110,6 @@ def show(
 
 
 @runs_app.command()
-@user_errors
 def compare(
     run_ids: list[str] = typer.Argument(..., metavar="RUN...", help="Two or more run ids."),
     plot: Path | None = typer.Option(
@@ -120,7 +117,7 @@ def compare(
     ),
 ) -> None:
     """Compare runs: final metrics and settings side by side, curves with --plot."""
-    records = Client().compare_runs(run_ids, plot)
+    records = client().compare_runs(run_ids, plot)
     table = Table()
     table.add_column("")
     for record in records:
@@ -143,14 +140,13 @@ def compare(
 
 
 @app.command()
-@user_errors
 def reproduce(
     name: str = typer.Argument(..., help="Model name."),
     version: str = typer.Argument(..., help="Version number or alias to reproduce."),
     no_follow: bool = typer.Option(False, "--no-follow", help="Wait without printing logs."),
 ) -> None:
     """Train a version again from its recorded spec, data and seed; compare the result."""
-    job = Client().reproduce(name, version, wait=False)
+    job = client().reproduce(name, version, wait=False)
     console.print(f"submitted {job.submission_id}", highlight=False)
     show_reproduction(job.wait() if no_follow else follow(job))
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.table import Table
 
-from tandem.cli.app import app, console, user_errors
-from tandem.data import write_digits
+from tandem.cli.app import app, client, console
 from tandem.errors import JobFailedError
-from tandem.sdk import Client, Job
-from tandem.settings import Settings
+
+if TYPE_CHECKING:
+    from tandem.sdk import Job
 
 ResultT = TypeVar("ResultT")
 
@@ -22,17 +22,16 @@ app.add_typer(data_app, name="data")
 
 
 @data_app.command("digits")
-@user_errors
 def digits(
     uri: str = typer.Argument(
         "data/digits", help="fsspec URI; relative paths are under TANDEM_HOME."
     ),
 ) -> None:
     """Write scikit-learn's handwritten digits as Parquet (train + validation)."""
-    target = Settings.from_env().resolve_uri(uri)
-    counts = write_digits(target)
+    written = client().write_digits(uri)
     console.print(
-        f"wrote {counts['train']} train and {counts['validation']} validation rows to {target}",
+        f"wrote {written.train_rows} train and {written.validation_rows} validation rows to "
+        f"{written.uri}",
         highlight=False,
     )
 
@@ -48,24 +47,22 @@ def follow(job: Job[ResultT]) -> ResultT:
 
 
 @app.command()
-@user_errors
 def train(
     spec_file: Path = typer.Argument(..., help="training job spec (YAML)"),
     resume: bool = typer.Option(False, "--resume", help="Continue the last unfinished run."),
     no_follow: bool = typer.Option(False, "--no-follow", help="Submit and return."),
 ) -> None:
     """Check the spec and data, submit the job through the Ray Jobs API, follow its logs."""
-    job = Client().submit(spec_file, resume=resume)
+    job = client().submit(spec_file, resume=resume)
     console.print(f"submitted {job.submission_id}", highlight=False)
     if not no_follow:
         follow(job)
 
 
 @app.command("jobs")
-@user_errors
 def list_jobs(as_json: bool = typer.Option(False, "--json")) -> None:
     """List jobs submitted to the cluster."""
-    found = Client().jobs()
+    found = client().jobs()
     if as_json:
         print(json.dumps([vars(j) for j in found], indent=2))
         return
@@ -78,13 +75,12 @@ def list_jobs(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
-@user_errors
 def logs(
     submission_id: str,
     follow_logs: bool = typer.Option(False, "--follow", "-f", help="Stream until the job ends."),
 ) -> None:
     """Print a job's logs."""
-    job = Client().job(submission_id)
+    job = client().job(submission_id)
     if follow_logs:
         follow(job)
     else:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         list_jobs,
         submit,
     )
-    from tandem.cluster.status import ClusterStatus, collect, require_pool_gpus
+    from tandem.cluster.status import ClusterStatus, NodeStatus, collect, require_pool_gpus
 else:
     __getattr__ = lazy_exports(
         __name__,
@@ -41,7 +41,12 @@ else:
                 "list_jobs",
                 "submit",
             ),
-            "tandem.cluster.status": ("ClusterStatus", "collect", "require_pool_gpus"),
+            "tandem.cluster.status": (
+                "ClusterStatus",
+                "NodeStatus",
+                "collect",
+                "require_pool_gpus",
+            ),
         },
     )
 
@@ -51,6 +56,7 @@ __all__ = [
     "ClusterStatus",
     "JobHandle",
     "JobInfo",
+    "NodeStatus",
     "attach",
     "collect",
     "connect",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tandem.data import FEATURES, write_digits
+from tandem.data import FEATURES
 from tandem.defaults import recipe
 from tandem.registry import Manifest
 from tandem.sdk.client import Client
@@ -133,9 +133,9 @@ def run_recipes(
     started = time.monotonic()
     say("starting the embedded cluster")
     client.up()
-    data = client.settings.resolve_uri(DATA)
-    counts = write_digits(data)
-    say(f"wrote digits: {counts['train']} train, {counts['validation']} validation rows → {data}")
+    data = client.write_digits(DATA)
+    split = f"{data.train_rows} train, {data.validation_rows} validation rows"
+    say(f"wrote digits: {split} → {data.uri}")
     say(f"training {train_spec.name} with 2 DDP workers in the train pool")
     job = client.submit(train_spec)
     for chunk in job.logs(follow=True):
@@ -145,7 +145,7 @@ def run_recipes(
     client.promote(manifest.name, manifest.version, alias="production")
     say(f"promoted v{manifest.version} to production; deploying {deployment.name}")
     client.deploy(deployment)
-    validation = pd.read_parquet(f"{data}/validation.parquet")
+    validation = pd.read_parquet(f"{data.uri}/validation.parquet")
     rows = validation[FEATURES].to_numpy(dtype=np.float32)
     say(f"sending {len(rows)} validation rows over HTTP, {CONCURRENCY} in flight")
     labels = validation["label"].to_numpy()
