@@ -1,4 +1,6 @@
-"""The Ray Train seam: a ``TorchTrainer`` in the train pool. All Ray Train calls live here."""
+"""The Ray Train seam on the driver: a ``TorchTrainer`` in the train pool. Every driver-side
+Ray Train call lives here; what runs on each worker (its context, dataset shard,
+checkpoints and reports) is ``tandem.train.loop``."""
 
 from __future__ import annotations
 
