@@ -9,6 +9,7 @@ import torch
 from tandem.data.digits import FEATURES
 from tandem.models import ModelRunner, build_model
 from tandem.registry import Lineage, Manifest, TargetSchema, WeightsRef, tabular_input
+from tandem.specs import CheckpointSpec, ModelSpec, TrainParams
 from tandem.train.loop import LoopConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,23 +72,23 @@ def make_runner(version: int = 1, seed: int = 0, **changes: object) -> ModelRunn
 
 
 def loop_config(**changes: object) -> LoopConfig:
-    """A training loop's config for ``make_manifest``'s model; ``changes`` override fields."""
-    base = dict(
-        factory="tandem.models:mlp",
-        kwargs={"hidden": [8]},
-        inputs=make_manifest().inputs,
-        out_features=3,
-        task="classification",
-        epochs=2,
-        batch_size=4,
-        lr=0.01,
-        optimizer="adam",
-        weight_decay=0.0,
-        seed=0,
-        every_epochs=1,
-        threads=1,
-    )
-    return LoopConfig.model_validate({**base, **changes})
+    """A training loop's config for ``make_manifest``'s model; ``changes`` override fields,
+    those of the model, train and checkpoint sections by their own names."""
+    sections: dict[str, dict[str, object]] = {
+        "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": [8]}},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "seed": 0},
+        "checkpoint": {"every_epochs": 1},
+    }
+    fields = {"model": ModelSpec, "train": TrainParams, "checkpoint": CheckpointSpec}
+    rest: dict[str, object] = {}
+    for key, value in changes.items():
+        owner = next((name for name, spec in fields.items() if key in spec.model_fields), None)
+        if owner is None:
+            rest[key] = value
+        else:
+            sections[owner][key] = value
+    base = dict(inputs=make_manifest().inputs, out_features=3, task="classification", threads=1)
+    return LoopConfig.model_validate({**base, **sections, **rest})
 
 
 def digits_job_spec(name: str, epochs: int, lr: float = 0.003, seed: int = 0) -> dict[str, object]:

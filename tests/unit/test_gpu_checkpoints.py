@@ -12,35 +12,19 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from factories import make_manifest
+from factories import loop_config, make_manifest
 from tandem.models import ModelRunner, build_model
 from tandem.train import checkpoint
 from tandem.train.loop import LoopConfig, _move_optimizer_state, make_optimizer
 
 
 def config() -> LoopConfig:
-    return LoopConfig.model_validate(
-        {
-            "factory": "tandem.models:mlp",
-            "kwargs": {"hidden": [8]},
-            "inputs": make_manifest().inputs,
-            "out_features": 3,
-            "task": "classification",
-            "epochs": 1,
-            "batch_size": 8,
-            "lr": 0.01,
-            "optimizer": "adam",
-            "weight_decay": 0.0,
-            "seed": 0,
-            "every_epochs": 1,
-            "threads": 1,
-        }
-    )
+    return loop_config(epochs=1, batch_size=8)
 
 
 def trained(cfg: LoopConfig) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    model = build_model(cfg.factory, cfg.kwargs, cfg.inputs, cfg.out_features)
+    model = build_model(cfg.model.factory, cfg.model.kwargs, cfg.inputs, cfg.out_features)
     optimizer = make_optimizer(model.parameters(), cfg)
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
     torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -82,7 +66,7 @@ def test_weights_load_on_cpu_without_map_location(tmp_path: Path) -> None:
     assert all(t.device.type == "cpu" for t in tensors if isinstance(t, torch.Tensor))
 
     # The registry stores exactly these weights: a CPU runner serves them unchanged.
-    manifest = make_manifest().model_copy(update={"kwargs": cfg.kwargs})
+    manifest = make_manifest().model_copy(update={"kwargs": cfg.model.kwargs})
     runner = ModelRunner(manifest, restored.model)
     rows = np.asarray([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
     arrays = runner.prepare([rows])
@@ -101,7 +85,7 @@ def test_resumed_optimizer_state_follows_the_model_to_its_device(tmp_path: Path)
         tmp_path, checkpoint.TrainState(0, model.state_dict(), optimizer.state_dict(), {})
     )
     state = checkpoint.load(tmp_path)
-    fresh = build_model(cfg.factory, cfg.kwargs, cfg.inputs, cfg.out_features)
+    fresh = build_model(cfg.model.factory, cfg.model.kwargs, cfg.inputs, cfg.out_features)
     fresh.load_state_dict(state.model)
     resumed = make_optimizer(fresh.parameters(), cfg)
     resumed.load_state_dict(state.optimizer)

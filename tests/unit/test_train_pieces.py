@@ -141,9 +141,9 @@ def test_the_loop_learns_a_two_input_vector_regression_without_ray() -> None:
     generator = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(64, 1, 2, 2, generator=generator), torch.randn(64, 3, generator=generator)
     y = torch.stack([x0.flatten(1).sum(1), x1[:, 0] - x1[:, 2]], dim=1)
-    shard = ShardBatches(None, cfg, torch.device("cpu"), cfg.batch_size, shuffle=True)
+    shard = ShardBatches(None, cfg, torch.device("cpu"), cfg.train.batch_size, shuffle=True)
     shard.cached = {input_key(0): x0, input_key(1): x1, LABEL_KEY: y}
-    model = build_model(cfg.factory, cfg.kwargs, cfg.inputs, cfg.out_features)
+    model = build_model(cfg.model.factory, cfg.model.kwargs, cfg.inputs, cfg.out_features)
     optimizer = make_optimizer(model.parameters(), cfg)
     device = torch.device("cpu")
     before = epoch_metrics(

@@ -28,6 +28,7 @@ import tandem.train.checkpoint as checkpoint
 from tandem.data import LABEL_KEY, input_key
 from tandem.models import build_model
 from tandem.registry import InputSchema
+from tandem.specs import CheckpointSpec, ModelSpec, TrainParams
 from tandem.train.gauges import TrainGauges
 from tandem.train.runs import RunStore
 
@@ -43,19 +44,15 @@ class LoopConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    factory: str
-    kwargs: dict[str, Any]
+    model: ModelSpec
+    """The job's factory and its kwargs."""
     inputs: list[InputSchema]
     """Fitted input schemas, in ``forward`` order (batches hold them as ``x0``, ``x1``...)."""
     out_features: int
     task: Literal["classification", "regression"]
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: Literal["adam", "adamw", "sgd"]
-    weight_decay: float
-    seed: int
-    every_epochs: int
+    train: TrainParams
+    """The job's epochs, batch size, optimiser and seed, as its spec says."""
+    checkpoint: CheckpointSpec
     threads: int
     name: str = ""
     """The job's (and model's) name; tags the Prometheus gauges."""
@@ -91,7 +88,7 @@ class ShardBatches:
         shuffle = (
             {
                 "local_shuffle_buffer_size": self.batch_size * 8,
-                "local_shuffle_seed": self.cfg.seed + epoch,
+                "local_shuffle_seed": self.cfg.train.seed + epoch,
             }
             if self.shuffle
             else {}
@@ -119,7 +116,7 @@ class ShardBatches:
             for start in range(0, rows, self.batch_size):
                 yield {k: v[start : start + self.batch_size] for k, v in self.cached.items()}
             return
-        generator = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        generator = torch.Generator().manual_seed(self.cfg.train.seed + epoch)
         order = torch.randperm(rows, generator=generator).to(self.device)
         for start in range(0, rows, self.batch_size):
             index = order[start : start + self.batch_size]
@@ -127,10 +124,11 @@ class ShardBatches:
 
 
 def make_optimizer(params: Any, cfg: LoopConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train = cfg.train
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay)
+    kind = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=train.lr, weight_decay=train.weight_decay)
 
 
 def loss_fn(task: str) -> nn.Module:
@@ -232,13 +230,13 @@ def epoch_metrics(
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     cfg = LoopConfig.model_validate(config)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     torch.set_num_threads(max(1, min(cfg.threads, len(os.sched_getaffinity(0)))))
     context = ray.train.get_context()
     rank = context.get_world_rank()
     device = ray.train.torch.get_device()
 
-    model = build_model(cfg.factory, cfg.kwargs, cfg.inputs, cfg.out_features)
+    model = build_model(cfg.model.factory, cfg.model.kwargs, cfg.inputs, cfg.out_features)
     optimizer = make_optimizer(model.parameters(), cfg)
     start_epoch = 0
     restored = ray.train.get_checkpoint()
@@ -254,21 +252,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     _move_optimizer_state(optimizer, device)
 
     train_shard = ShardBatches(
-        ray.train.get_dataset_shard("train"), cfg, device, cfg.batch_size, shuffle=True
+        ray.train.get_dataset_shard("train"), cfg, device, cfg.train.batch_size, shuffle=True
     )
     val_shard = ShardBatches(
         ray.train.get_dataset_shard("validation"), cfg, device, batch_size=1024, shuffle=False
     )
     progress = EpochProgress(cfg) if rank == 0 else None
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, cfg.train.epochs):
         train_stats = train_epoch(model, optimizer, train_shard, cfg, device, epoch)
         metrics = epoch_metrics(
             epoch, train_stats, evaluate(model, val_shard, cfg, device, epoch), cfg.task, device
         )
         if progress is not None:
             progress.publish(epoch, metrics)
-        last = epoch == cfg.epochs - 1
-        if (epoch + 1) % cfg.every_epochs == 0 or last:
+        last = epoch == cfg.train.epochs - 1
+        if (epoch + 1) % cfg.checkpoint.every_epochs == 0 or last:
             with tempfile.TemporaryDirectory() as folder:
                 saved = None
                 if rank == 0:
@@ -295,7 +293,7 @@ class EpochProgress:
         self.runs = RunStore.at(cfg.runs_uri) if cfg.runs_uri and cfg.run_id else None
 
     def publish(self, epoch: int, metrics: dict[str, float]) -> None:
-        print(progress_line(epoch, self.cfg.epochs, metrics), flush=True)
+        print(progress_line(epoch, self.cfg.train.epochs, metrics), flush=True)
         self.gauges.set(metrics)
         if self.runs is None or self.cfg.run_id is None:
             return

@@ -45,18 +45,12 @@ def loop_config(
 ) -> LoopConfig:
     """What the workers get; with ``runs`` and ``run_id``, rank 0 records each epoch there."""
     return LoopConfig(
-        factory=spec.model.factory,
-        kwargs=spec.model.kwargs,
+        model=spec.model,
         inputs=data.inputs,
         out_features=data.out_features,
         task=spec.task,
-        epochs=spec.train.epochs,
-        batch_size=spec.train.batch_size,
-        lr=spec.train.lr,
-        optimizer=spec.train.optimizer,
-        weight_decay=spec.train.weight_decay,
-        seed=spec.train.seed,
-        every_epochs=spec.checkpoint.every_epochs,
+        train=spec.train,
+        checkpoint=spec.checkpoint,
         threads=max(1, int(spec.scaling.cpus_per_worker)),
         name=spec.name,
         run_id=run_id,
