@@ -139,6 +139,10 @@ def cluster_env(settings: Settings) -> dict[str, str]:
         # `tandem down` stops nodes at once: a node told to stop otherwise drains for up
         # to 30 s, and Tandem's own stop has no work left to drain.
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+        # Nor is a node of it ever drained by anyone else (no autoscaler, no reclaimed spot
+        # instance): Ray Train's preemption watcher, which polls for that, would only be
+        # one more process to start for every training job.
+        "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
         # Throughput nodes run in the lowest-weight scheduling group on cores they share
         # with the head. In CI a busy head kept the train raylet from answering the GCS
         # health check for about a minute (five 10 s timeouts in a row; the batch raylet

@@ -20,8 +20,6 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from tandem.preprocess import encode_png
 
@@ -33,6 +31,12 @@ LEVELS = 16
 
 def write_digits(uri: str, seed: int = 0) -> dict[str, int]:
     """Write ``<uri>/train.parquet`` and ``<uri>/validation.parquet``; rows per split."""
+    # scikit-learn (and SciPy under it) is imported here, not with the module: every
+    # process that imports ``tandem.data`` (train workers, Ray Data tasks, replicas) would
+    # otherwise pay about a second for it, and only this function uses it.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     values = digits.data.astype(np.int64)  # [N, 64], 0..16
     labels = digits.target.astype(np.int64)
