@@ -360,8 +360,8 @@ def test_layers_put_every_unit_after_what_it_imports() -> None:
     assert order["tandem"] == max(order.values())
 
 
-@pytest.mark.parametrize("module", ["tandem", "tandem.cli"])
-def test_front_doors_load_neither_ray_nor_torch(module: str) -> None:
+def heavy_modules(module: str, roots: set[str]) -> list[str]:
+    """Modules under ``roots`` that ``import module`` loads, in a fresh interpreter."""
     run = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         capture_output=True,
@@ -370,8 +370,21 @@ def test_front_doors_load_neither_ray_nor_torch(module: str) -> None:
     )
     # -X importtime writes "import time: self | cumulative | <indent>name" per module.
     loaded = {line.rpartition("|")[2].strip() for line in run.stderr.splitlines()}
-    heavy = sorted(m for m in loaded if m.split(".")[0] in {"ray", "torch"})
+    return sorted(m for m in loaded if m.split(".")[0] in roots)
+
+
+@pytest.mark.parametrize("module", ["tandem", "tandem.cli"])
+def test_front_doors_load_neither_ray_nor_torch(module: str) -> None:
+    heavy = heavy_modules(module, {"ray", "torch"})
     assert heavy == [], f"import {module} loads {len(heavy)} Ray/torch modules: {heavy[:3]}"
+
+
+@pytest.mark.parametrize("module", ["tandem.sdk", "tandem.registry", "tandem.data.ingest"])
+def test_what_needs_no_model_loads_no_torch(module: str) -> None:
+    """The ``Client`` every CLI command builds, the registry's readers, and Ray Data's
+    preprocessing tasks: each process pays about a second for torch it would not use."""
+    heavy = heavy_modules(module, {"torch", "sklearn"})
+    assert heavy == [], f"import {module} loads {len(heavy)} torch/sklearn modules: {heavy[:3]}"
 
 
 if __name__ == "__main__":

@@ -6,11 +6,15 @@ Pure numpy and torch, no Ray: the actor in ``tandem.batch.pipeline`` holds one
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from tandem.models import ModelRunner
 from tandem.preprocess import gather
 from tandem.registry import Manifest
+
+if TYPE_CHECKING:  # the actor hands in the runner: this module itself needs no torch
+    from tandem.models import ModelRunner
 
 
 def input_columns(manifest: Manifest) -> list[str]:

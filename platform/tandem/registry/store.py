@@ -43,14 +43,13 @@ import os
 import posixpath
 import re
 import socket
+import types
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import torch
 from fsspec.core import url_to_fs
 from pydantic import ValidationError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 import tandem.registry.fsio as fsio
 import tandem.registry.lock as lock
@@ -66,6 +65,9 @@ from tandem.registry.manifest import (
     version_number,
 )
 from tandem.settings import Settings
+
+if TYPE_CHECKING:  # torch loads only where weights are read or written (see ``_safetensors``)
+    import torch
 
 CLAIM_FILE = "claim.json"
 RECORD_SUFFIX = ".json"
@@ -99,7 +101,7 @@ class Registry:
         ``version``, ``created_at``, ``weights`` and ``code`` are filled in here)."""
         name = _checked_model_name(manifest.name)
         assert (code is None) == (manifest.code is None), "code and manifest.code go together"
-        data = save_safetensors(weights)
+        data = _safetensors().save(weights)
         version = self._claim_next_version(name)
         folder = self._version_dir(name, version)
         self._fs.pipe_file(posixpath.join(folder, WEIGHTS_FILE), data)
@@ -217,7 +219,7 @@ class Registry:
     def load_weights(self, name: str, ref: int | str) -> tuple[Manifest, dict[str, torch.Tensor]]:
         """The manifest and its weights, refused (IntegrityError) unless their sha256 matches."""
         manifest, data = self._checked_weights(name, ref)
-        return manifest, load_safetensors(data)
+        return manifest, _safetensors().load(data)
 
     def load_code(self, name: str, ref: int | str) -> bytes:
         """The zip of the version's user package, refused (IntegrityError) unless its sha256
@@ -353,3 +355,12 @@ def _first_problem(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     return f"{where}: {first['msg']}"
+
+
+def _safetensors() -> types.ModuleType:
+    """``safetensors.torch``, imported on first use: it loads torch, which the registry's
+    readers of manifests, aliases and records (the CLI's listings, the data checks, Ray
+    Data's preprocessing tasks) never need."""
+    import safetensors.torch
+
+    return safetensors.torch

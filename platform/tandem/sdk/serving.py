@@ -1,8 +1,12 @@
-"""``Client`` methods for serving: deployments and online prediction over HTTP (v2)."""
+"""``Client`` methods for serving: deployments and online prediction over HTTP (v2).
+
+``tandem.serve``'s control (Ray Serve, and torch through the evaluation gate) is imported
+in the methods that use it: building a ``Client`` stays cheap for the CLI's other commands.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,12 +18,10 @@ from tandem.registry import InputSchema, Manifest
 from tandem.sdk.base import ClientBase
 from tandem.sdk.inference import InferenceClient, RetryPolicy
 from tandem.sdk.types import Canary, Deployment, Predictions, Shadow, SpecSource
-from tandem.serve import Deployed
-from tandem.serve import deploy as serve_deploy
-from tandem.serve import deployments as serve_deployments
-from tandem.serve import endpoint as serve_endpoint
-from tandem.serve import undeploy as serve_undeploy
 from tandem.specs import DeploymentSpec, VersionRef, deployment_specs
+
+if TYPE_CHECKING:
+    from tandem.serve import Deployed
 
 WIRE_DTYPES = {"FP32": np.float32, "INT64": np.int64}
 """What a plain array is sent as for an input of this datatype (UINT8 images stay UINT8)."""
@@ -37,6 +39,8 @@ class ServingCalls(ClientBase):
 
         Returns once the replicas serve the resolved versions.
         """
+        from tandem.serve import deploy as serve_deploy
+
         return [
             self._deployment(serve_deploy(parsed, self.settings))
             for parsed in deployment_specs(spec)
@@ -44,15 +48,21 @@ class ServingCalls(ClientBase):
 
     def undeploy(self, name: str) -> None:
         """Remove a model's deployment (``NotFoundError`` names the deployed ones)."""
+        from tandem.serve import undeploy as serve_undeploy
+
         serve_undeploy(name, self.settings)
 
     def deployments(self) -> list[Deployment]:
         """Deployed models, by name, with the versions they serve."""
+        from tandem.serve import deployments as serve_deployments
+
         return [self._deployment(found) for found in serve_deployments(self.settings)]
 
     @property
     def endpoint(self) -> str:
         """Base URL of the HTTP (Open Inference Protocol v2) endpoint."""
+        from tandem.serve import endpoint as serve_endpoint
+
         return self._endpoint or serve_endpoint(self.settings)
 
     def predict(
@@ -109,6 +119,8 @@ class ServingCalls(ClientBase):
         return self._single_inputs[key]
 
     def _served_manifest(self, name: str, version: VersionRef | None) -> Manifest:
+        from tandem.serve import deployments as serve_deployments
+
         registry = self._registry()
         if version is not None:
             return registry.manifest(name, version)

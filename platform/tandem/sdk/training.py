@@ -1,13 +1,15 @@
-"""``Client`` methods for training jobs, their runs, batch scoring and the cluster's jobs."""
+"""``Client`` methods for training jobs, their runs, batch scoring and the cluster's jobs.
+
+Reading runs needs only storage; submitting (Ray's job client) and the checks that need
+Ray Data or torch import them in the method, so building a ``Client`` stays cheap.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tandem.batch import BatchPredictSpec, BatchResult, preflight, read_summary
-from tandem.cluster import attach as attach_job
-from tandem.cluster import list_jobs, require_shared
-from tandem.cluster import submit as submit_job
+from tandem.batch import BatchPredictSpec, BatchResult, read_summary
 from tandem.errors import NotFoundError
 from tandem.models import user_package
 from tandem.registry import Manifest, Registry
@@ -16,19 +18,10 @@ from tandem.sdk.entrypoints import batch_entrypoint, train_entrypoint
 from tandem.sdk.handles import Job
 from tandem.sdk.types import JobSummary, SpecSource
 from tandem.specs import Precision, TrainJobSpec, VersionRef, load
-from tandem.train import (
-    Reproduction,
-    RunRecord,
-    RunSummary,
-    compare_versions,
-    list_runs,
-    load_run,
-    reproduction_spec,
-    storage_uri,
-    with_resolved_paths,
-    write_curves,
-)
-from tandem.train import preflight as train_preflight
+from tandem.train import RunRecord, RunSummary, list_runs, load_run, write_curves
+
+if TYPE_CHECKING:
+    from tandem.train import Reproduction
 
 
 class TrainingCalls(ClientBase):
@@ -39,6 +32,11 @@ class TrainingCalls(ClientBase):
 
         The job's result (``wait()``) is the registered version's manifest.
         """
+        from tandem.cluster import require_shared
+        from tandem.cluster import submit as submit_job
+        from tandem.train import preflight as train_preflight
+        from tandem.train import with_resolved_paths
+
         checked = with_resolved_paths(load(TrainJobSpec, spec), self.settings)
         train_preflight(checked)
         assert checked.storage is not None
@@ -62,6 +60,8 @@ class TrainingCalls(ClientBase):
 
     def jobs(self) -> list[JobSummary]:
         """Jobs submitted to the cluster, oldest first."""
+        from tandem.cluster import list_jobs
+
         return [
             JobSummary(info.submission_id, info.status, info.entrypoint, info.message)
             for info in list_jobs(self.settings)
@@ -69,6 +69,8 @@ class TrainingCalls(ClientBase):
 
     def job(self, submission_id: str) -> Job[None]:
         """A handle on a job submitted earlier (``NotFoundError`` if the cluster has none)."""
+        from tandem.cluster import attach as attach_job
+
         return Job(attach_job(self.settings, submission_id), lambda: None)
 
     def runs(self, name: str | None = None) -> list[RunSummary]:
@@ -97,6 +99,9 @@ class TrainingCalls(ClientBase):
         The job's result (``wait()``) compares the new version with the original: weights
         (identical, or the largest difference) and metrics.
         """
+        from tandem.cluster import attach as attach_job
+        from tandem.train import Reproduction, compare_versions, reproduction_spec, storage_uri
+
         original = self._registry().manifest(name, version)
         spec = reproduction_spec(original)
         training = self.train(spec, wait=False)
@@ -143,6 +148,10 @@ class TrainingCalls(ClientBase):
         self, spec: BatchPredictSpec | SpecSource, wait: bool = False
     ) -> Job[BatchResult]:
         """Check a batch spec here (model, version, input columns), then submit it."""
+        from tandem.batch import preflight
+        from tandem.cluster import require_shared
+        from tandem.cluster import submit as submit_job
+
         checked = preflight(load(BatchPredictSpec, spec), self.settings).spec
         assert checked.storage is not None
         require_shared(self.settings, checked.storage)

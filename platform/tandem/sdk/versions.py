@@ -1,16 +1,18 @@
-"""``Client`` methods for the registry: versions, aliases, evaluations and deliveries."""
+"""``Client`` methods for the registry: versions, aliases, evaluations and deliveries.
+
+Listing and reading need only the registry; what changes Serve, scores or delivers
+imports Ray Serve and torch in the method, so the CLI's listings start in a second.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from tandem.delivery import DeliveryRecord, deliver, deliveries
-from tandem.evaluation import Evaluation, evaluate
+from tandem.delivery import DeliveryRecord, deliveries
+from tandem.evaluation import Evaluation
 from tandem.registry import Manifest
 from tandem.sdk.base import ClientBase
 from tandem.sdk.types import AliasMove, ModelSummary, SpecSource
-from tandem.serve import promote as serve_promote
-from tandem.serve import rollback as serve_rollback
 from tandem.specs import DeliverySpec, VersionRef
 
 
@@ -61,6 +63,8 @@ class VersionCalls(ClientBase):
         or a loss raises ``RegistryError`` and the alias stays. ``say``: where the gate
         reports its comparison, a line at a time.
         """
+        from tandem.serve import promote as serve_promote
+
         previous = serve_promote(
             name, version, self.settings, alias, if_better, min_gain=min_gain, say=say
         )
@@ -68,6 +72,8 @@ class VersionCalls(ClientBase):
 
     def rollback(self, name: str, alias: str = "production") -> AliasMove:
         """Return ``alias`` to the version it named before."""
+        from tandem.serve import rollback as serve_rollback
+
         before, after = serve_rollback(name, self.settings, alias)
         return AliasMove(name, alias, after, before)
 
@@ -86,6 +92,8 @@ class VersionCalls(ClientBase):
         validation set and label from its training spec. A measurement, never a refusal:
         ``promote(if_better=...)`` is what gates on it.
         """
+        from tandem.evaluation import evaluate
+
         return evaluate(self.settings, name, version, against, data, label)
 
     def deliver(
@@ -95,6 +103,8 @@ class VersionCalls(ClientBase):
         data, shadow it, canary it step by step and promote it; any failed guard rolls
         traffic back. Runs here (as the Ray driver), reporting each step through ``say``;
         returns the stored record (``outcome``: promoted, rolled_back or failed)."""
+        from tandem.delivery import deliver
+
         return deliver(spec, self.settings, say=say)
 
     def deliveries(self, name: str) -> list[DeliveryRecord]:
