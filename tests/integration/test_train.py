@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -137,46 +138,68 @@ def wait_for_log(handle: jobs.JobHandle, pattern: str, timeout_s: float = 600) -
     raise AssertionError(f"{pattern!r} never appeared in the job logs")
 
 
-def test_killed_worker_resumes_from_its_last_checkpoint(digits: Settings) -> None:
-    epochs = 10
-    handle = submit(digits, job_spec("digits-chaos", epochs=epochs))
-    wait_for_log(handle, rf"epoch 4/{epochs} train_loss")
+@dataclass(frozen=True)
+class Interrupted:
+    """A run whose worker was killed (the worker group resumed it) and whose job was then
+    stopped: ``logs`` are the stopped job's."""
+
+    spec: dict[str, object]
+    logs: str
+
+
+@pytest.fixture(scope="module")
+def interrupted(digits: Settings) -> Interrupted:
+    """One run for both kinds of resume: a train worker is SIGKILLed at epoch 4, and once
+    the worker group has resumed and trained on, the job is stopped; the resume test then
+    finishes the run with ``--resume`` (one run and two jobs, not three jobs)."""
+    spec = job_spec("digits-interrupted", epochs=40)
+    handle = submit(digits, spec)
+    wait_for_log(handle, r"epoch 4/40 train_loss")
     victims = train_workers(digits)
     assert len(victims) == 2
     os.kill(victims[-1], signal.SIGKILL)
-    handle.wait(timeout_s=900)
-    logs = handle.logs()
+    # An epoch trained after the resume: the workers came back and went on.
+    wait_for_log(handle, r"resumed from the checkpoint of epoch \d+[\s\S]*epoch \d+/40 train_loss")
+    handle.stop()
+    with pytest.raises(Exception, match="STOPPED"):
+        handle.wait(timeout_s=120)
+    return Interrupted(spec, handle.logs())
+
+
+def test_killed_worker_resumes_from_its_last_checkpoint(
+    digits: Settings, interrupted: Interrupted
+) -> None:
+    logs = interrupted.logs
     assert re.search(r"resumed from the checkpoint of epoch \d+", logs), logs[-3000:]
     trained = epochs_trained(logs)
-    assert set(trained) == set(range(1, epochs + 1))
+    assert set(trained) == set(range(1, max(trained) + 1)) and max(trained) >= 5, trained
     assert max(trained.values()) <= 2, trained
     redone = sum(count - 1 for count in trained.values())
     rows = pq.read_table(digits.home / "data/digits/train.parquet", columns=["label"]).num_rows
     steps_per_epoch = math.ceil(rows / 2 / 64)  # per worker: 2 workers, batch_size 64
     print(
         f"\ntrain worker kill: resumed; {redone} finished epoch(s) trained again, steps lost "
-        f"<= {(redone + 1) * steps_per_epoch} of {epochs * steps_per_epoch} per worker "
+        f"<= {(redone + 1) * steps_per_epoch} of {max(trained) * steps_per_epoch} per worker "
         "(the interrupted epoch included)"
     )
-    manifest, _ = Registry.default(digits).load_weights("digits-chaos", "latest")
-    assert manifest.metrics["val_accuracy"] > 0.9
 
 
-def test_resume_continues_the_last_unfinished_run(digits: Settings) -> None:
-    spec = job_spec("digits-resume", epochs=40, lr=0.0005)
-    first = submit(digits, spec)
-    wait_for_log(first, r"epoch 3/40 train_loss")
-    first.stop()
-    with pytest.raises(Exception, match="STOPPED"):
-        first.wait(timeout_s=120)
-    second = submit(digits, {**spec, "train": {**spec["train"], "epochs": 6}}, "--resume")  # type: ignore[dict-item]
-    second.wait(timeout_s=900)
-    logs = second.logs()
+def test_resume_continues_the_last_unfinished_run(
+    digits: Settings, interrupted: Interrupted
+) -> None:
+    spec = interrupted.spec
+    # Fewer epochs than the stopped job's 40, more than it can reach before the stop lands.
+    resumed = submit(digits, {**spec, "train": {**spec["train"], "epochs": 16}}, "--resume")  # type: ignore[dict-item]
+    resumed.wait(timeout_s=900)
+    logs = resumed.logs()
     # The stop can land between an epoch's log line and its checkpoint commit,
     # so the run resumes from the last committed checkpoint, not the last line.
     match = re.search(r"resumed from the checkpoint of epoch (\d+)", logs)
-    assert match and int(match.group(1)) >= 1, logs[-3000:]
-    assert "epoch 1/6 train_loss" not in logs
+    assert match and int(match.group(1)) >= 4, logs[-3000:]
+    assert "epoch 1/16 train_loss" not in logs and "epoch 16/16 train_loss" in logs
+    manifest, _ = Registry.default(digits).load_weights("digits-interrupted", "latest")
+    assert manifest.lineage.submission_id == resumed.submission_id
+    assert manifest.metrics["val_accuracy"] > 0.9
 
 
 def test_bad_feature_column_fails_before_submission(digits: Settings, tmp_path: Path) -> None:
