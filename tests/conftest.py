@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # tandem loads Ray and torch: only cluster tests import it, a
     from tandem.settings import Settings
 
 SESSION_SETTINGS = pytest.StashKey["Settings"]()
+CHECKS_THE_ZOO = pytest.StashKey[bool]()
 CLUSTER_ENV_VARS = (
     "RAY_ADDRESS",
     "RAY_API_SERVER_ADDRESS",
@@ -78,6 +79,31 @@ def cluster(cluster_env: dict[str, str], request: pytest.FixtureRequest) -> Iter
         yield settings
 
 
+@pytest.fixture(scope="session")
+def zoo_jobs(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The zoo's four training jobs on the session's cluster (tests/zoo.py), submitted and
+    not waited for: spec name → submission id. ``test_models`` waits for them."""
+    from serving import ray_cli_env
+    from tandem.data import write_digits
+    from zoo import SPECS, submit
+
+    write_digits(str(cluster.home / "data" / "digits"))
+    folder = tmp_path_factory.mktemp("model-specs")
+    return {spec: submit(spec, folder, ray_cli_env()) for spec in SPECS}
+
+
+@pytest.fixture(autouse=True)
+def train_the_zoo_while_the_session_cluster_idles(request: pytest.FixtureRequest) -> None:
+    """A test that runs on a cluster of its own (``own_cluster``) leaves the session's
+    cluster idle: when the session will also check the zoo, its jobs start now. Their
+    train pool runs at the lowest scheduling weight, so the test's processes keep their
+    share of the cores; ``run_order`` puts these tests just before the zoo's."""
+    if request.node.get_closest_marker("own_cluster") and request.config.stash.get(
+        CHECKS_THE_ZOO, False
+    ):
+        request.getfixturevalue("zoo_jobs")
+
+
 TIER_MARKS = {
     REPO / "tests/unit": pytest.mark.unit,
     REPO / "tests/integration": pytest.mark.cluster,
@@ -85,14 +111,26 @@ TIER_MARKS = {
 """The folder decides a test's tier: ``-m unit`` (or ``-m "not cluster"``) runs tests/unit."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test by its folder; tests marked ``after_all`` audit what the rest of the
-    session left behind: run them last."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by its folder, and put the tests in ``run_order``."""
     for item in items:
         for folder, mark in TIER_MARKS.items():
             if item.path.is_relative_to(folder):
                 item.add_marker(mark)
-    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+    items.sort(key=run_order)
+    config.stash[CHECKS_THE_ZOO] = any("zoo_jobs" in item.fixturenames for item in items)
+
+
+def run_order(item: pytest.Item) -> int:
+    """Tests on the session's cluster first; then those on clusters of their own, while
+    the session's cluster trains the zoo; then the zoo's checks; last the ``after_all``
+    audits of what the rest of the session left behind. Files keep their order within
+    each group (the sort is stable)."""
+    if item.get_closest_marker("after_all"):
+        return 3
+    if "zoo_jobs" in getattr(item, "fixturenames", ()):
+        return 2
+    return 1 if item.get_closest_marker("own_cluster") else 0
 
 
 def pytest_terminal_summary(

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,25 +21,16 @@ import pytest
 import tritonclient.http as triton
 import yaml
 
-from serving import ray_cli_env
 from tandem import Client
 from tandem.cluster import jobs
-from tandem.data import write_digits
 from tandem.errors import SpecError
 from tandem.models import ModelRunner, load_runner
 from tandem.preprocess import gather
 from tandem.registry import Manifest, Registry
 from tandem.settings import Settings
+from zoo import SPECS, model_name
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-SPECS = {  # shipped spec → the validation accuracy its short test run must reach
-    "digits-image": 0.85,
-    "digits-tensor": 0.85,
-    "digits-sequence": 0.5,
-    "digits-two-input": 0.85,
-}
-EPOCHS = 6
 CHUNK = 90  # rows per request: the validation split's 360 rows in four requests
 
 
@@ -54,54 +42,20 @@ class Trained:
     """Labels the registered version predicts for the validation split, in this process."""
 
 
-def model_name(spec: str) -> str:
-    return f"m-{spec}"
-
-
 @pytest.fixture(scope="module")
-def validation(cluster: Settings) -> pd.DataFrame:
-    write_digits(str(cluster.home / "data" / "digits"))
+def validation(cluster: Settings, zoo_jobs: dict[str, str]) -> pd.DataFrame:
     return pd.read_parquet(cluster.home / "data" / "digits" / "validation.parquet")
-
-
-def submit(spec: str, folder: Path) -> str:
-    """``ray job submit --no-wait`` of a shipped spec, shortened; the submission id."""
-    data = yaml.safe_load((REPO / "jobs" / "specs" / f"{spec}.yaml").read_text())
-    data["name"] = model_name(spec)
-    data["train"]["epochs"] = EPOCHS
-    # One worker each: the train pool is one core here, so four jobs share it anyway;
-    # the two-input job keeps two (DDP with the user's package on every worker).
-    if spec != "digits-two-input":
-        data["scaling"]["num_workers"] = 1
-    path = folder / f"{spec}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    command = [str(BIN / "ray"), "job", "submit", "--no-wait", "--working-dir", str(REPO)]
-    if not data["model"]["factory"].startswith("tandem."):
-        modules = {"py_modules": [str(REPO / "examples" / "my_models")]}
-        command += ["--runtime-env-json", json.dumps(modules)]
-    done = subprocess.run(
-        [*command, "--", "python", "jobs/train.py", str(path)],
-        capture_output=True,
-        text=True,
-        env=ray_cli_env(),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    found = re.search(r"raysubmit_\w+", done.stdout + done.stderr)
-    assert found, done.stdout[-2000:]
-    return found.group(0)
 
 
 @pytest.fixture(scope="module")
 def trained(
-    cluster: Settings, validation: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+    cluster: Settings, validation: pd.DataFrame, zoo_jobs: dict[str, str]
 ) -> dict[str, Trained]:
-    """The four jobs, submitted together (the train pool runs what fits at once)."""
-    folder = tmp_path_factory.mktemp("model-specs")
-    submissions = {spec: submit(spec, folder) for spec in SPECS}
+    """The four jobs, submitted together (the train pool runs what fits at once) by
+    ``zoo_jobs``, usually while the modules with clusters of their own ran."""
     client = Client()
     found = {}
-    for spec, submission in submissions.items():
+    for spec, submission in zoo_jobs.items():
         handle = jobs.attach(cluster, submission)
         status = handle.wait(timeout_s=900)
         assert status == "SUCCEEDED", handle.logs()[-4000:]

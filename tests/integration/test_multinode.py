@@ -44,6 +44,7 @@ from tandem.cluster.local import stop_process_groups
 from tandem.specs.cluster import POOL_LABEL
 
 __all__ = ["autoscaling_cluster"]  # the fixture, for pytest and for the integrator's tests
+pytestmark = pytest.mark.own_cluster
 
 TOKEN = ".cluster-auth/auth_token"
 LAUNCH_TIMEOUT_S = 120.0

@@ -27,6 +27,7 @@ from multinode import (
 from tandem.settings import SERVE_HTTP_OFFSET
 
 TANDEM = str(Path(sys.executable).parent / "tandem")
+pytestmark = pytest.mark.own_cluster
 MODEL = "remote-mlp"
 
 
