@@ -121,16 +121,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[CHECKS_THE_ZOO] = any("zoo_jobs" in item.fixturenames for item in items)
 
 
-def run_order(item: pytest.Item) -> int:
-    """Tests on the session's cluster first; then those on clusters of their own, while
-    the session's cluster trains the zoo; then the zoo's checks; last the ``after_all``
-    audits of what the rest of the session left behind. Files keep their order within
-    each group (the sort is stable)."""
-    if item.get_closest_marker("after_all"):
-        return 3
+def run_order(item: pytest.Item) -> tuple[bool, bool, int]:
+    """Cluster tests before unit tests, and the ``after_all`` audits of what the session
+    left behind last of all. Among the cluster tests: those on the session's cluster
+    first; then those on clusters of their own, while the session's cluster trains the
+    zoo; then the zoo's checks. Files keep their order within each group (a stable sort)."""
     if "zoo_jobs" in getattr(item, "fixturenames", ()):
-        return 2
-    return 1 if item.get_closest_marker("own_cluster") else 0
+        group = 2
+    else:
+        group = 1 if item.get_closest_marker("own_cluster") else 0
+    unit = item.get_closest_marker("unit") is not None
+    return item.get_closest_marker("after_all") is not None, unit, group
 
 
 def pytest_terminal_summary(

@@ -30,7 +30,8 @@ MODEL = "sdk-digits"
 
 
 def job_spec(name: str, epochs: int) -> dict[str, object]:
-    return digits_job_spec(name, epochs)
+    """One worker: these jobs exercise the SDK; DDP is test_train's and test_models'."""
+    return digits_job_spec(name, epochs) | {"scaling": {"num_workers": 1, "cpus_per_worker": 1}}
 
 
 @pytest.fixture(scope="module")

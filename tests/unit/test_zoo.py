@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -237,9 +238,13 @@ def test_sequence_cnn_learns_the_digit_tokens(digits: Digits) -> None:
 
 
 @pytest.fixture
-def two_input(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def two_input(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """``my_models.two_input`` from the checkout, forgotten afterwards: one process holds
+    one copy of a package, and a later test here may install it from a version's code."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    return importlib.import_module("my_models.two_input")
+    yield importlib.import_module("my_models.two_input")
+    for name in [m for m in sys.modules if m.split(".")[0] == "my_models"]:
+        del sys.modules[name]
 
 
 def test_example_package_imports_only_torch() -> None:
