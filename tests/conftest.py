@@ -15,6 +15,7 @@ from private_cluster import REPO, private_env, running
 
 if TYPE_CHECKING:  # tandem loads Ray and torch: only cluster tests import it, and late
     from tandem.settings import Settings
+    from zoo import Zoo
 
 SESSION_SETTINGS = pytest.StashKey["Settings"]()
 CHECKS_THE_ZOO = pytest.StashKey[bool]()
@@ -80,16 +81,17 @@ def cluster(cluster_env: dict[str, str], request: pytest.FixtureRequest) -> Iter
 
 
 @pytest.fixture(scope="session")
-def zoo_jobs(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def zoo_jobs(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     """The zoo's four training jobs on the session's cluster (tests/zoo.py), submitted and
-    not waited for: spec name → submission id. ``test_models`` waits for them."""
+    not waited for, and their batch scoring as each version registers. ``test_models``
+    waits for them."""
     from serving import ray_cli_env
     from tandem.data import write_digits
-    from zoo import SPECS, submit
+    from zoo import Zoo
 
     write_digits(str(cluster.home / "data" / "digits"))
     folder = tmp_path_factory.mktemp("model-specs")
-    return {spec: submit(spec, folder, ray_cli_env()) for spec in SPECS}
+    return Zoo(cluster.home, cluster.storage_uri, folder, ray_cli_env())
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,10 @@
 """The zoo's four shipped specs (image, tensor, sequence, two-input), shortened and trained
-with ``ray job submit`` on the session's cluster for ``test_models``.
+with ``ray job submit`` on the session's cluster for ``test_models``, and each registered
+version batch-scored with ``tandem batch-predict``.
 
 The jobs start early, through the ``zoo_jobs`` fixture (tests/conftest.py): while the
-modules that run clusters of their own leave the session's cluster idle, it trains them.
+modules that run clusters of their own leave the session's cluster idle, it trains and
+scores them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -25,6 +29,9 @@ SPECS = {  # shipped spec → the validation accuracy its short test run must re
     "digits-two-input": 0.85,
 }
 EPOCHS = 6
+
+
+REGISTERED_TIMEOUT_S = 900.0
 
 
 def model_name(spec: str) -> str:
@@ -57,3 +64,55 @@ def submit(spec: str, folder: Path, env: dict[str, str]) -> str:
     found = re.search(r"raysubmit_\w+", done.stdout + done.stderr)
     assert found, done.stdout[-2000:]
     return found.group(0)
+
+
+class Zoo:
+    """The four training jobs, submitted at once, and a thread that submits each version's
+    batch scoring of the validation split as soon as the version is registered.
+
+    The thread touches no Ray state of this process (tests switch its connection and auth
+    between clusters): it reads the registry's files and runs the ``tandem`` CLI with the
+    environment taken when the zoo started."""
+
+    def __init__(self, home: Path, storage: str, folder: Path, env: dict[str, str]) -> None:
+        self.training = {spec: submit(spec, folder, env) for spec in SPECS}
+        self.scoring: dict[str, tuple[str, Path]] = {}
+        """spec → (batch job's submission id, its output folder)."""
+        self.problem: str | None = None
+        self._thread = threading.Thread(
+            target=self._score_each, args=(home, storage, env), daemon=True
+        )
+        self._thread.start()
+
+    def _score_each(self, home: Path, storage: str, env: dict[str, str]) -> None:
+        from tandem.registry import Registry
+
+        registry = Registry(storage)
+        source = home / "data" / "digits" / "validation.parquet"
+        deadline = time.monotonic() + REGISTERED_TIMEOUT_S
+        for spec in SPECS:
+            while model_name(spec) not in registry.models():
+                if time.monotonic() > deadline:
+                    self.problem = f"{model_name(spec)} was never registered"
+                    return
+                time.sleep(1)
+            output = home / "scored" / spec
+            command = ["batch-predict", model_name(spec), str(source), str(output), "--no-follow"]
+            done = subprocess.run(
+                [str(BIN / "tandem"), *command],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
+            found = re.search(r"raysubmit_\w+", done.stdout)
+            if done.returncode != 0 or not found:
+                self.problem = f"batch-predict {spec}: {done.stdout[-1000:]}{done.stderr[-2000:]}"
+                return
+            self.scoring[spec] = (found.group(0), output)
+
+    def batch_jobs(self) -> dict[str, tuple[str, Path]]:
+        """Each spec's batch job (submission id, output folder), once all are submitted."""
+        self._thread.join(timeout=REGISTERED_TIMEOUT_S)
+        assert self.problem is None and not self._thread.is_alive(), self.problem
+        return self.scoring

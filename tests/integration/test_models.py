@@ -28,7 +28,7 @@ from tandem.models import ModelRunner, load_runner
 from tandem.preprocess import gather
 from tandem.registry import Manifest, Registry
 from tandem.settings import Settings
-from zoo import SPECS, model_name
+from zoo import SPECS, Zoo, model_name
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNK = 90  # rows per request: the validation split's 360 rows in four requests
@@ -43,19 +43,17 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def validation(cluster: Settings, zoo_jobs: dict[str, str]) -> pd.DataFrame:
+def validation(cluster: Settings, zoo_jobs: Zoo) -> pd.DataFrame:
     return pd.read_parquet(cluster.home / "data" / "digits" / "validation.parquet")
 
 
 @pytest.fixture(scope="module")
-def trained(
-    cluster: Settings, validation: pd.DataFrame, zoo_jobs: dict[str, str]
-) -> dict[str, Trained]:
+def trained(cluster: Settings, validation: pd.DataFrame, zoo_jobs: Zoo) -> dict[str, Trained]:
     """The four jobs, submitted together (the train pool runs what fits at once) by
     ``zoo_jobs``, usually while the modules with clusters of their own ran."""
     client = Client()
     found = {}
-    for spec, submission in zoo_jobs.items():
+    for spec, submission in zoo_jobs.training.items():
         handle = jobs.attach(cluster, submission)
         status = handle.wait(timeout_s=900)
         assert status == "SUCCEEDED", handle.logs()[-4000:]
@@ -164,19 +162,17 @@ def test_json_requests_get_the_offline_labels(
 
 
 def test_batch_inference_equals_online_serving_row_for_row(
-    cluster: Settings, served: str, trained: dict[str, Trained], validation: pd.DataFrame
+    cluster: Settings,
+    served: str,
+    trained: dict[str, Trained],
+    validation: pd.DataFrame,
+    zoo_jobs: Zoo,
 ) -> None:
-    source = str(cluster.home / "data" / "digits" / "validation.parquet")
+    """``tandem batch-predict`` of each version, submitted as soon as it registered."""
     with Client() as client:
-        handles = {
-            spec: client.batch_predict(
-                model_name(spec), source, str(cluster.home / "scored" / spec), wait=False
-            )
-            for spec in SPECS
-        }
-        results = {spec: handle.wait() for spec, handle in handles.items()}
-        for spec, result in results.items():
-            scored = pd.read_parquet(result.output)
+        for spec, (submission, output) in zoo_jobs.batch_jobs().items():
+            jobs.attach(cluster, submission).wait(timeout_s=900)
+            scored = pd.read_parquet(output)
             assert list(scored.columns) == ["row", "probabilities", "label"], spec
             assert scored["row"].tolist() == list(range(len(validation)))
             online = client.predict(model_name(spec), validation)
@@ -184,6 +180,7 @@ def test_batch_inference_equals_online_serving_row_for_row(
             np.testing.assert_allclose(
                 np.stack(scored["probabilities"].to_numpy()), online["probabilities"], atol=1e-6
             )
+        assert set(zoo_jobs.scoring) == set(SPECS)
 
 
 def json_request(frame: pd.DataFrame, **replace: dict[str, object]) -> dict[str, object]:
