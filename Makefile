@@ -29,15 +29,16 @@ dev-install: $(VENV)/.dev-installed
 demo: install
 	$(BIN)/tandem quickstart
 
-# mypy and the unit tier need no cluster and one core; while the cluster tier trains,
-# the serve pool's core is idle, so they run beside it and print when it is done.
+# mypy and the unit tier need no cluster and one core: they run beside the cluster tier,
+# in CPU time it leaves idle (tests/in_idle_time.py), and print when it is done.
 test: dev-install
 	$(BIN)/ruff check $(LINTED)
-	@{ $(BIN)/mypy && $(BIN)/python -m pytest -p no:cacheprovider tests/unit; } \
-		> $(VENV)/beside-the-cluster-tier.log 2>&1 & beside=$$!; \
+	@$(BIN)/python tests/in_idle_time.py sh -c \
+		'$(BIN)/mypy && $(BIN)/python -m pytest -p no:cacheprovider tests/unit' \
+		> $(VENV)/unit-tier.log 2>&1 & beside=$$!; \
 	$(BIN)/python -m pytest --ignore=tests/unit; cluster=$$?; \
 	wait $$beside; beside=$$?; \
-	cat $(VENV)/beside-the-cluster-tier.log; \
+	cat $(VENV)/unit-tier.log; \
 	[ $$cluster -eq 0 ] && [ $$beside -eq 0 ]
 
 lint: dev-install
