@@ -15,10 +15,15 @@ from private_cluster import REPO, private_env, running
 
 if TYPE_CHECKING:  # tandem loads Ray and torch: only cluster tests import it, and late
     from tandem.settings import Settings
+    from train_runs import TrainRuns
     from zoo import Zoo
 
 SESSION_SETTINGS = pytest.StashKey["Settings"]()
-CHECKS_THE_ZOO = pytest.StashKey[bool]()
+CHECKED_IN_THE_BACKGROUND = pytest.StashKey[set[str]]()
+BACKGROUND = {"train_pool_idle": "train_runs", "own_cluster": "zoo_jobs"}
+"""Jobs started early, their results checked later: the fixture that starts them, under
+the mark of the tests they run beside. Those tests leave room: ``train_pool_idle`` ones run
+no training job on the session's cluster, ``own_cluster`` ones leave all of it idle."""
 CLUSTER_ENV_VARS = (
     "RAY_ADDRESS",
     "RAY_API_SERVER_ADDRESS",
@@ -94,16 +99,27 @@ def zoo_jobs(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> Zoo
     return Zoo(cluster.home, cluster.storage_uri, folder, ray_cli_env())
 
 
+@pytest.fixture(scope="session")
+def train_runs(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> TrainRuns:
+    """test_train's three jobs on the session's cluster (tests/train_runs.py), run one
+    after another in a thread; ``test_train`` checks them."""
+    from serving import ray_cli_env
+    from tandem.data import write_digits
+    from train_runs import TrainRuns
+
+    write_digits(str(cluster.home / "data" / "digits"))
+    return TrainRuns(cluster, tmp_path_factory.mktemp("train-specs"), ray_cli_env())
+
+
 @pytest.fixture(autouse=True)
-def train_the_zoo_while_the_session_cluster_idles(request: pytest.FixtureRequest) -> None:
-    """A test that runs on a cluster of its own (``own_cluster``) leaves the session's
-    cluster idle: when the session will also check the zoo, its jobs start now. Their
-    train pool runs at the lowest scheduling weight, so the test's processes keep their
-    share of the cores; ``run_order`` puts these tests just before the zoo's."""
-    if request.node.get_closest_marker("own_cluster") and request.config.stash.get(
-        CHECKS_THE_ZOO, False
-    ):
-        request.getfixturevalue("zoo_jobs")
+def start_background_jobs_beside_the_tests_that_leave_room(request: pytest.FixtureRequest) -> None:
+    """The first test under a ``BACKGROUND`` mark starts that mark's jobs, when the session
+    also checks them. Their train pool runs at the lowest scheduling weight, so the test's
+    processes keep their share of the cores; ``run_order`` puts the checks just after."""
+    checked = request.config.stash.get(CHECKED_IN_THE_BACKGROUND, set())
+    for mark, fixture in BACKGROUND.items():
+        if request.node.get_closest_marker(mark) and fixture in checked:
+            request.getfixturevalue(fixture)
 
 
 TIER_MARKS = {
@@ -120,20 +136,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.path.is_relative_to(folder):
                 item.add_marker(mark)
     items.sort(key=run_order)
-    config.stash[CHECKS_THE_ZOO] = any("zoo_jobs" in item.fixturenames for item in items)
+    config.stash[CHECKED_IN_THE_BACKGROUND] = {
+        fixture
+        for item in items
+        for fixture in BACKGROUND.values()
+        if fixture in getattr(item, "fixturenames", ())
+    }
 
 
 def run_order(item: pytest.Item) -> tuple[bool, bool, int]:
     """Cluster tests before unit tests, and the ``after_all`` audits of what the session
-    left behind last of all. Among the cluster tests: those on the session's cluster
-    first; then those on clusters of their own, while the session's cluster trains the
-    zoo; then the zoo's checks. Files keep their order within each group (a stable sort)."""
-    if "zoo_jobs" in getattr(item, "fixturenames", ()):
-        group = 2
-    else:
-        group = 1 if item.get_closest_marker("own_cluster") else 0
+    left behind last of all. Among the cluster tests, each ``BACKGROUND`` mark's tests and
+    then the checks of its jobs come last, in ``BACKGROUND``'s order: first the tests on
+    the session's cluster that train; then those that train nothing, while test_train's
+    jobs train (``train_runs``), and test_train's checks; then the tests on clusters of
+    their own, while the session's cluster trains the zoo (``zoo_jobs``), and the zoo's
+    checks. Files keep their order within each group (a stable sort)."""
     unit = item.get_closest_marker("unit") is not None
-    return item.get_closest_marker("after_all") is not None, unit, group
+    return item.get_closest_marker("after_all") is not None, unit, background_group(item)
+
+
+def background_group(item: pytest.Item) -> int:
+    fixtures = getattr(item, "fixturenames", ())
+    for rank, (mark, fixture) in enumerate(BACKGROUND.items()):
+        if fixture in fixtures:
+            return 2 * rank + 2
+        if item.get_closest_marker(mark):
+            return 2 * rank + 1
+    return 0
 
 
 def pytest_terminal_summary(

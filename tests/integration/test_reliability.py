@@ -31,6 +31,8 @@ from tandem.serve import control
 from tandem.settings import Settings
 from tandem.specs.cluster import POOL_LABEL, pool_resource
 
+pytestmark = pytest.mark.train_pool_idle  # test_train's jobs train meanwhile
+
 CHAOS = "digits-chaos"
 NODE_LOSS = "digits-node-loss"
 FUZZ = "digits-fuzz"

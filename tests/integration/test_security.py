@@ -12,6 +12,8 @@ from tandem.cluster.layout import PortPlan
 from tandem.serve import control
 from tandem.settings import Settings
 
+pytestmark = pytest.mark.train_pool_idle  # test_train's jobs train meanwhile
+
 LISTEN = "0A"
 SERVE_TEST_TOKEN = "t0ken-for-tests"
 """The bearer token tests/integration/test_serve.py::test_auth deploys with."""

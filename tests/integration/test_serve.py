@@ -28,6 +28,8 @@ from tandem.registry.store import Registry
 from tandem.serve import control
 from tandem.settings import Settings
 
+pytestmark = pytest.mark.train_pool_idle  # test_train's jobs train meanwhile
+
 MODEL = "digits"
 
 
