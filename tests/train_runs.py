@@ -28,9 +28,9 @@ import pytest
 import yaml
 from ray.util import state as ray_state
 
+from factories import digits_job_spec
 from private_cluster import REPO
 from tandem.cluster import jobs, local
-from tandem.data.digits import FEATURES
 from tandem.errors import JobFailedError
 from tandem.settings import Settings
 
@@ -41,26 +41,10 @@ BY_RAY_CLI = "digits-ray-cli"
 """The model the ``ray job submit`` job registers (test_cluster's digits-mlp is another)."""
 
 
-def job_spec(name: str, **train: object) -> dict[str, object]:
-    return {
-        "name": name,
-        "dataset": {
-            "train": "data/digits/train.parquet",  # relative: under TANDEM_HOME
-            "validation": "data/digits/validation.parquet",
-            "features": FEATURES,
-            "label": "label",
-        },
-        "task": "classification",
+def job_spec(name: str, epochs: int = 12) -> dict[str, object]:
+    """``digits_job_spec`` with a wider MLP, a checkpoint every epoch and three retries."""
+    return digits_job_spec(name, epochs) | {
         "model": {"factory": "tandem.models:mlp", "kwargs": {"hidden": [128, 64]}},
-        "train": {
-            "epochs": 12,
-            "batch_size": 64,
-            "lr": 0.003,
-            "optimizer": "adam",
-            "seed": 0,
-            **train,
-        },
-        "scaling": {"num_workers": 2, "use_gpu": False, "cpus_per_worker": 1},
         "checkpoint": {"every_epochs": 1, "keep": 3},
         "failure": {"max_failures": 3},
     }
